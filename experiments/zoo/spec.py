@@ -1,0 +1,24 @@
+"""What the zoo hands to a run: the model and everything needed to feed and score it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import Tensor, nn
+
+
+@dataclass
+class ModelSpec:
+    """A ready model (eval mode) with its input format, default targets and, for planted models, ground truth."""
+
+    name: str
+    model: nn.Module
+    weights: str | None  # None = random init, "built-in", a torchvision weights enum name, or a file path
+    input_size: int  # square input side in pixels
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    default_targets: dict[str, list[int]] = field(default_factory=dict)  # layer -> units
+    # planted models: (layer, unit) -> ground-truth preferred stimulus [3, h, w] in [0, 1], over the unit's
+    # receptive field at the centre position of the layer's map
+    ground_truth: Callable[[str, int], Tensor] | None = None
+    num_classes: int | None = None
