@@ -28,7 +28,8 @@ def resolve_device(name: str) -> torch.device:
     index = int(match.group(1)) if match.group(1) is not None else torch.cuda.current_device()
     count = torch.cuda.device_count()
     if index >= count:
-        raise ValueError(f"device {name!r} does not exist; this machine has {count} CUDA device(s): cuda:0..cuda:{count - 1}")
+        valid = f"cuda:0..cuda:{count - 1}"
+        raise ValueError(f"device {name!r} does not exist; this machine has {count} CUDA device(s): {valid}")
     return torch.device("cuda", index)
 
 
