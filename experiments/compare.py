@@ -49,15 +49,15 @@ def _read_metrics(csv: Path) -> pd.DataFrame:
 
 def load_results(paths: Sequence[str | Path]) -> pd.DataFrame:
     """Concatenate every metrics.csv below `paths`, adding run_dir and done (DONE marker present) columns."""
-    frames = []
+    csvs: dict[Path, Path] = {}  # resolved -> as found, so nested or repeated paths read each file once
     for path in map(Path, paths):
         if not path.exists():
             raise ValueError(f"no such folder: {path}")
-        csvs = sorted(path.glob("**/metrics.csv"))
-        if not csvs:
+        found = sorted(path.glob("**/metrics.csv"))
+        if not found:
             raise ValueError(f"no metrics.csv found under {path}")
-        frames += [_read_metrics(csv) for csv in csvs]
-    df = pd.concat(frames, ignore_index=True)
+        csvs.update((csv.resolve(), csv) for csv in found if csv.resolve() not in csvs)
+    df = pd.concat([_read_metrics(csv) for csv in csvs.values()], ignore_index=True)
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
     return df
 
@@ -174,7 +174,8 @@ def _cell(stat: dict, fmt: str) -> str:
             return "no baseline"
         mark = "*" if stat["sig"] else ""
         return f"{stat['diff']:+.4g} {pm} {_num(stat['ci'])}{mark} (n={stat['n']:.0f}/{stat['n_base']:.0f})"
-    return f"{_num(stat['mean'])} {pm} {_num(stat['ci'])} (n={stat['n']:.0f})"
+    spread = "" if pd.isna(stat["ci"]) else f" {pm} {_num(stat['ci'])}"  # n = 1: no interval
+    return f"{_num(stat['mean'])}{spread} (n={stat['n']:.0f})"
 
 
 def _cells(summary: pd.DataFrame, fmt: str) -> pd.DataFrame:

@@ -112,8 +112,8 @@ def render(folder: str | Path, rows: Sequence[str] = ("method", "preset"), cols:
     """The report page of `folder` as an HTML string (image addresses relative to `folder`)."""
     root = Path(folder)
     df = load_results([root])
-    runs = sorted(df["run_dir"].unique(), key=natural_key)
-    sections = [_run_section(Path(r), root, df[df["run_dir"] == r]) for r in runs]
+    runs = sorted(df.groupby("run_dir", sort=False), key=lambda item: natural_key(item[0]))
+    sections = [_run_section(Path(run), root, rows) for run, rows in runs]
     body = "\n".join([f"<h1>vizbench report: {escape(root.resolve().name)}</h1>",
                       _summary_section(df, root, rows, cols), "<h2>Runs</h2>", *sections])
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -207,3 +207,12 @@ def test_callback_runs_at_the_end_of_a_real_sweep(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "| m        | default  | gt_corr  | 2 ± 12.71 (n=2) | 2 ± 12.71 (n=2) |" in (sweep / "summary.md").read_text()
     assert len(pd.read_parquet(sweep / "results.parquet")) == 4
+
+
+def test_nested_paths_read_each_run_once(sweep: Path, df: pd.DataFrame) -> None:
+    assert len(load_results([sweep, sweep / "3"])) == len(df)
+
+
+def test_single_value_cell_has_no_interval(df: pd.DataFrame) -> None:
+    one = df[(df["run_dir"] == df["run_dir"].iloc[0]) & (df["metric"] == "time_s")]
+    assert format_table(summarize(one, ["method"], []), "markdown").splitlines()[-1].endswith("| 1 (n=1) |")
