@@ -97,12 +97,12 @@ def _levels(df: pd.DataFrame, rows: Sequence[str], cols: Sequence[str]) -> tuple
     return rows, cols
 
 
-def _select(df: pd.DataFrame, metrics: Sequence[str] | None) -> pd.DataFrame:
-    """The ok rows of the wanted metrics (all metrics when None)."""
+def _select(df: pd.DataFrame, metrics: Sequence[str] | None, strict: bool = True) -> pd.DataFrame:
+    """The ok rows of the wanted metrics (all metrics when None); `strict`: each must have ok rows."""
     ok = df[df["status"] == "ok"]
     metrics = _split(metrics)
     unknown = sorted(set(metrics) - set(ok["metric"]))
-    if unknown:
+    if unknown and strict:
         valid = ", ".join(sorted(ok["metric"].unique()))
         raise ValueError(f"unknown --metric {', '.join(unknown)}; metrics with ok rows: {valid}")
     return ok[ok["metric"].isin(metrics)] if metrics else ok
@@ -152,7 +152,7 @@ def compare_to_baseline(df: pd.DataFrame, base: pd.DataFrame, rows: Sequence[str
     _levels(base, rows, cols)
     keys = rows + cols
     a = _long_summary(_select(df, metrics), keys)
-    b = _long_summary(_select(base, _split(metrics) or None), keys).reindex(a.index)
+    b = _long_summary(_select(base, metrics, strict=False), keys).reindex(a.index)
     diff, half = welch(a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"])
     out = pd.DataFrame({"diff": diff, "ci": half, "n": a["n"], "n_base": b["n"]}, index=a.index)
     out["sig"] = np.abs(out["diff"]) > out["ci"]  # False where ci is NaN
@@ -165,17 +165,17 @@ def _num(x: float) -> str:
 
 
 def _cell(stat: dict, fmt: str) -> str:
-    """One table cell: 'mean ± ci (n=..)' or, for a baseline comparison, '+diff ± ci*'."""
-    pm = r"$\pm$" if fmt == "latex" else "±"
+    """One table cell: 'mean ± ci (n=..)' or, for a baseline comparison, '+diff ± ci* (n=../..)'."""
     if pd.isna(stat["n"]) or stat["n"] == 0:
         return ""
-    if "diff" in stat:
-        if pd.isna(stat["n_base"]):
-            return "no baseline"
-        mark = "*" if stat["sig"] else ""
-        return f"{stat['diff']:+.4g} {pm} {_num(stat['ci'])}{mark} (n={stat['n']:.0f}/{stat['n_base']:.0f})"
+    pm = r"$\pm$" if fmt == "latex" else "±"
     spread = "" if pd.isna(stat["ci"]) else f" {pm} {_num(stat['ci'])}"  # n = 1: no interval
-    return f"{_num(stat['mean'])}{spread} (n={stat['n']:.0f})"
+    if "diff" not in stat:
+        return f"{_num(stat['mean'])}{spread} (n={stat['n']:.0f})"
+    if pd.isna(stat["n_base"]):
+        return "no baseline"
+    mark = "*" if stat["sig"] else ""
+    return f"{stat['diff']:+.4g}{spread}{mark} (n={stat['n']:.0f}/{stat['n_base']:.0f})"
 
 
 def _cells(summary: pd.DataFrame, fmt: str) -> pd.DataFrame:

@@ -216,3 +216,10 @@ def test_nested_paths_read_each_run_once(sweep: Path, df: pd.DataFrame) -> None:
 def test_single_value_cell_has_no_interval(df: pd.DataFrame) -> None:
     one = df[(df["run_dir"] == df["run_dir"].iloc[0]) & (df["metric"] == "time_s")]
     assert format_table(summarize(one, ["method"], []), "markdown").splitlines()[-1].endswith("| 1 (n=1) |")
+
+
+def test_baseline_missing_metric_or_cell_is_shown_as_such(df: pd.DataFrame) -> None:
+    base = df[(df["metric"] == "gt_corr") & (df["model"] == "alexnet")]
+    text = format_table(compare_to_baseline(df, base, ["method"], ["model"], ["gt_corr", "time_s"]), "markdown")
+    row = next(line for line in text.splitlines() if "raw_weights" in line and "time_s" in line)
+    assert row.count("no baseline") == 2
