@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from experiments.compare import failures, format_table, incomplete_runs, load_results, summarize
+from experiments.tables import safe_name
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
@@ -60,7 +61,7 @@ def _unit_figures(run: Path, root: Path, method: str, layer: str, rows: pd.DataF
     """Per unit: its picture and that unit's metrics."""
     figures = []
     for unit, unit_rows in rows[rows["unit"].notna()].groupby("unit", sort=True):
-        picture = run / "units" / f"{method}__{layer}__{unit}.png"
+        picture = run / "units" / f"{safe_name(method, layer, unit)}.png"
         figures.append(f"<figure>{_image(picture, root, 'unit', f'{method} {layer} unit {unit}')}"
                        f"<figcaption>unit {escape(str(unit))}{_value_list(unit_rows)}</figcaption></figure>")
     return f'<div class="units">{"".join(figures)}</div>'
@@ -71,7 +72,7 @@ def _method_section(run: Path, root: Path, method: str, rows: pd.DataFrame) -> s
     parts = [f"<h4>{escape(method)}</h4>", _value_list(rows[rows["layer"].isna()])]
     for layer, layer_rows in rows[rows["layer"].notna()].groupby("layer", sort=True):
         parts.append(f"<h5>{escape(method)} &mdash; {escape(layer)}</h5>")
-        parts.append(_image(run / "grids" / f"{method}__{layer}.png", root, "grid", f"{method} {layer} grid"))
+        parts.append(_image(run / "grids" / f"{safe_name(method, layer)}.png", root, "grid", f"{method} {layer} grid"))
         parts.append(_value_list(layer_rows[layer_rows["unit"].isna()]))
         parts.append(_unit_figures(run, root, method, layer, layer_rows))
     return "\n".join(parts)

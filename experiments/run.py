@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from experiments.config import register
 from experiments.data import build_data
 from experiments.devices import device_label, resolve_device
 from experiments.targets import resolve_targets
+from experiments.timing import measure, speed_rows
 from experiments.zoo import build_model
 from methods.base import Target
 
@@ -65,19 +65,18 @@ def run_context(cfg: DictConfig, out: Path, spec_weights: str | None, device: to
 
 
 def visualize_target(cfg: DictConfig, spec: Any, data: Any, target: Target, opts: RunOptions) -> tuple[Any, list[dict]]:
-    """Run the method on one target; return the visualization and its own rows (values and time)."""
+    """Run the method once on one target; return the visualization and its own rows (values, time, memory)."""
     params = OmegaConf.to_container(cfg.method.params, resolve=True)
     device = next(spec.model.parameters()).device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    vis = call_method(cfg.method.name, spec, data, target, params, opts)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elapsed = time.perf_counter() - start
+    result: list[Any] = []
+    timing = measure(lambda: result.append(call_method(cfg.method.name, spec, data, target, params, opts)),
+                     device, repeats=1, warmup=0, memory=device.type == "cuda")
+    vis = result[0]
     layer = vis.extras.get("layer", target.layer)
-    rows = [{"layer": layer, "unit": None, "metric": "time_s", "value": elapsed},
-            {"layer": layer, "unit": None, "metric": "units_per_s", "value": len(vis.units) / elapsed}]
+    work = {"units": len(vis.units)}
+    if "images_processed" in vis.extras:
+        work["images"] = int(vis.extras["images_processed"])
+    rows = [{"layer": layer, "unit": None, **r} for r in speed_rows(timing, work)]
     for name, values in vis.values.items():
         for unit, value in zip(vis.units, values.tolist()):
             rows.append({"layer": layer, "unit": unit, "metric": name, "value": float(value)})
