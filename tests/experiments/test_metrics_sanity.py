@@ -79,6 +79,8 @@ def test_independent_noise_scores_near_zero():
     assert abs(scores["sanity_spearman"]) < 0.05
     assert abs(scores["sanity_spearman_abs"]) < 0.05
     assert abs(scores["sanity_hog"]) < 0.15
+    u, v = rng.random((3, 160, 160)), rng.random((3, 160, 160))  # large cells: a shared orientation bias
+    assert abs(sanity.sanity_hog(u, v)) < 0.1
 
 
 def test_similarity_drops_with_added_noise():
