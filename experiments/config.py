@@ -59,8 +59,10 @@ class MetricsConf:
     """Which quality metrics a run computes."""
 
     enabled: List[str] = field(default_factory=lambda: ["all"])
-    randomization: bool = True
+    randomization: bool = True  # the model randomization test (re-runs the method on a randomized model)
+    randomization_mode: str = "cascading"  # cascading | independent
     mis_tasks: int = 20
+    auc_steps: int = 50
 
 
 @dataclass

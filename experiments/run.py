@@ -19,6 +19,8 @@ from experiments.adapters import RunOptions, call_method, check_params, method_f
 from experiments.config import register
 from experiments.data import build_data
 from experiments.devices import device_label, resolve_device
+from experiments.scoring import Scoring
+from experiments.scoring import score as score_result
 from experiments.targets import resolve_targets
 from experiments.timing import measure, speed_rows
 from experiments.zoo import build_model
@@ -96,8 +98,15 @@ def save_pictures(out: Path, method: str, layer: str, vis: Any) -> None:
 
 
 def score(cfg: DictConfig, spec: Any, data: Any, target: Target, vis: Any, opts: RunOptions) -> list[dict]:
-    """Quality metric rows for one target (empty until the metrics package is wired in)."""
-    return []
+    """Quality metric rows for one target, as the `metrics` config asks."""
+    m = cfg.metrics
+    if not m.enabled:
+        return []
+    scoring = Scoring(method=cfg.method.name, spec=spec, data=data, target=target,
+                      params=OmegaConf.to_container(cfg.method.params, resolve=True), opts=opts,
+                      enabled=set(m.enabled), randomization=m.randomization_mode if m.randomization else None,
+                      mis_tasks=m.mis_tasks, auc_steps=m.auc_steps)
+    return score_result(scoring, vis)
 
 
 def run(cfg: DictConfig) -> pd.DataFrame:
@@ -130,7 +139,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
             vis, own = visualize_target(cfg, spec, data, target, opts)
             rows += own
             save_pictures(out, cfg.method.name, vis.extras.get("layer", target.layer), vis)
-            rows += [{"layer": target.layer, **r} for r in score(cfg, spec, data, target, vis, opts)]
+            rows += [{"layer": vis.extras.get("layer", target.layer), **r} for r in score(cfg, spec, data, target, vis, opts)]
         except Exception as err:  # a failed target is recorded, never kills a sweep
             reason = f"{type(err).__name__}: {err}".splitlines()[0]
             log.debug(traceback.format_exc())

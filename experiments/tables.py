@@ -71,9 +71,9 @@ def save_arrays(obj: dict[str, Any], path: str | Path) -> None:
 
 
 def summary_markdown(df: pd.DataFrame) -> str:
-    """A compact markdown table: mean value per method, layer and metric over units."""
+    """A compact markdown table: mean value of each metric (rows) per method and layer (columns), over units."""
     ok = df[df["status"] == "ok"]
     if ok.empty:
         return "(no ok rows)"
-    table = ok.pivot_table(index=["method", "layer"], columns="metric", values="value", aggfunc="mean", dropna=False)
+    table = ok.pivot_table(index="metric", columns=["method", "layer"], values="value", aggfunc="mean")
     return table.round(3).to_markdown()

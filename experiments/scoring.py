@@ -1,0 +1,255 @@
+"""Wire the quality metrics to a run: which metric reads what from a method's Visualization, model and data."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from experiments import metrics as M
+from experiments.adapters import RunOptions, call_method
+from experiments.data.spec import DataSpec
+from experiments.metrics import activation, ground_truth, images, mis, occlusion, raw_weights, sanity, top_patches
+from experiments.zoo.spec import ModelSpec
+from methods.base import Normalize, Target, Visualization, read_out, truncate
+
+Row = dict[str, Any]
+
+
+@dataclass
+class Scoring:
+    """Everything a metric may need about one (method, target) result."""
+
+    method: str
+    spec: ModelSpec
+    data: DataSpec
+    target: Target
+    params: dict[str, Any]
+    opts: RunOptions
+    enabled: set[str] = field(default_factory=lambda: {"all"})
+    randomization: str | None = "cascading"  # None = skip the model randomization test
+    mis_tasks: int = 20
+    auc_steps: int = 50
+
+    def wants(self, metric: str) -> bool:
+        """Whether the run asked for `metric` (and it applies to this method)."""
+        return metric in M.METRICS[self.method] and ("all" in self.enabled or metric in self.enabled)
+
+    @cached_property
+    def device(self) -> torch.device:
+        return next(self.spec.model.parameters()).device
+
+    @cached_property
+    def normalize(self) -> Normalize:
+        return Normalize(self.spec.mean, self.spec.std).to(self.device)
+
+    def scorer(self, layer: str | None = None, unit_index: int | None = None) -> Callable[[Tensor], Tensor]:
+        """images [B, 3, H, W] in [0, 1] -> [B] score of one target unit (or [B, U] for all units)."""
+        trunc = truncate(self.spec.model, self.target.layer if layer is None else layer, self.normalize)
+
+        def score(x: Tensor) -> Tensor:
+            with torch.inference_mode():
+                out = read_out(trunc(x.to(self.device)), self.target).float().cpu()
+            return out if unit_index is None else out[:, unit_index]
+
+        return score
+
+    @cached_property
+    def natural(self) -> Tensor:
+        """[N, U] target scores of every data image."""
+        score = self.scorer()
+        return torch.cat([score(self.data.images[i:i + 128]) for i in range(0, len(self.data.images), 128)])
+
+
+def unit_results(method: str, vis: Visualization) -> list[Tensor]:
+    """One array per unit that stands for the method's result on it (compared by the sanity metrics)."""
+    n = len(vis.units)
+    if method == "raw_weights":
+        return list(vis.extras["weights"])
+    if method == "occlusion":
+        return [vis.extras["maps"][:, i] for i in range(n)]
+    per_unit = len(vis.images) // n
+    return [vis.images[i * per_unit:(i + 1) * per_unit].flatten(0, 1) for i in range(n)]
+
+
+def rows_for(vis: Visualization, metric: str, values: Iterable[float]) -> list[Row]:
+    """One row per unit."""
+    return [{"unit": u, "metric": metric, "value": float(v)} for u, v in zip(vis.units, values)]
+
+
+def sanity_rows(s: Scoring, vis: Visualization) -> list[Row]:
+    """Model randomization test: same method and seed on a randomized copy, compared unit by unit."""
+    rand = sanity.randomize(s.spec.model, s.target.layer or vis.extras.get("layer", ""), mode=s.randomization,
+                            seed=s.opts.seed + 1)
+    other = call_method(s.method, s.spec, s.data, s.target, s.params, s.opts, model=rand)
+    rows = []
+    for name in ("sanity_ssim", "sanity_spearman", "sanity_spearman_abs", "sanity_hog"):
+        if s.wants(name):
+            fn = M.FUNCTIONS[name]
+            rows += rows_for(vis, name, [fn(a, b) for a, b in zip(unit_results(s.method, vis), unit_results(s.method, other))])
+    return rows
+
+
+def seed_rows(s: Scoring, vis: Visualization) -> list[Row]:
+    """Stability: SSIM between the results of two seeds."""
+    opts = RunOptions(**{**s.opts.__dict__, "seed": s.opts.seed + 1})
+    other = call_method(s.method, s.spec, s.data, s.target, s.params, opts)
+    pairs = zip(unit_results(s.method, vis), unit_results(s.method, other))
+    return rows_for(vis, "seed_ssim", [sanity.seed_ssim(a, b) for a, b in pairs])
+
+
+def truth_window(result: Tensor, truth: Tensor, centred: bool) -> Tensor:
+    """The window of `result` compared with the ground truth: centred, or where it matches best (NCC)."""
+    if centred:
+        return torch.as_tensor(ground_truth.match(result, truth)[0])
+    from skimage.feature import match_template
+    r, t = result.float().numpy(), truth.float().numpy()
+    ncc = match_template(r.transpose(1, 2, 0), t.transpose(1, 2, 0))[..., 0]
+    top, left = np.unravel_index(np.nanargmax(ncc), ncc.shape)
+    return result[:, top:top + t.shape[1], left:left + t.shape[2]]
+
+
+def ground_truth_rows(s: Scoring, vis: Visualization) -> list[Row]:
+    """Agreement with the planted unit's preferred stimulus (occlusion: with the object mask)."""
+    layer = s.target.layer or vis.extras.get("layer", "")
+    rows: list[Row] = []
+    if s.method == "occlusion":
+        if s.data.masks is None:
+            return []
+        masks = s.data.masks[vis.extras["source_indices"]].float()
+        for i, unit in enumerate(vis.units):
+            maps = vis.extras["maps"][:, i]
+            rows.append({"unit": unit, "metric": "gt_corr", "value": np.nanmean([ground_truth.gt_corr(m, k) for m, k in zip(maps, masks)])})
+            rows.append({"unit": unit, "metric": "gt_ssim", "value": np.nanmean([ground_truth.gt_ssim(m, k) for m, k in zip(maps, masks)])})
+        return rows
+    results = unit_results(s.method, vis)
+    for unit, result in zip(vis.units, results):
+        truth = s.spec.ground_truth(layer, unit)
+        if s.method == "raw_weights":
+            windows = [vis.images[vis.units.index(unit)]]
+        else:
+            per = result.view(-1, 3, *result.shape[-2:])
+            windows = [truth_window(img, truth, centred=s.target.kind == "neuron") for img in per]
+        rows.append({"unit": unit, "metric": "gt_corr", "value": np.nanmean([ground_truth.gt_corr(w, truth) for w in windows])})
+        rows.append({"unit": unit, "metric": "gt_ssim", "value": np.nanmean([ground_truth.gt_ssim(w, truth) for w in windows])})
+    return rows
+
+
+def gradient_ascent_rows(s: Scoring, vis: Visualization) -> list[Row]:
+    """Naturalness, robustness and faithfulness of feature visualizations."""
+    k = len(vis.images) // len(vis.units)
+    rows: list[Row] = []
+    per_unit = [vis.images[i * k:(i + 1) * k] for i in range(len(vis.units))]
+    if s.wants("activation_vs_exemplar"):
+        rows += rows_for(vis, "activation_vs_exemplar", activation.activation_vs_exemplar(vis.values["activation"], s.natural))
+    for name, fn in (("hf_energy", images.hf_energy), ("spectral_slope", images.spectral_slope), ("tv", images.tv)):
+        if s.wants(name):
+            rows += rows_for(vis, name, [np.mean([fn(img) for img in imgs]) for imgs in per_unit])
+    if s.wants("diversity") and k > 1:
+        rows += rows_for(vis, "diversity", [images.diversity(imgs) for imgs in per_unit])
+    if s.wants("robustness"):
+        rows += rows_for(vis, "robustness", [activation.robustness(s.scorer(unit_index=i), imgs[0], seed=s.opts.seed)
+                                             for i, imgs in enumerate(per_unit)])
+    if s.wants("exemplar_similarity") and s.target.layer:
+        below = activation.layer_below(s.spec.model, s.target.layer)
+        feats = truncate(s.spec.model, below, s.normalize)
+        with torch.inference_mode():
+            top = s.natural.topk(min(9, len(s.natural)), dim=0).indices  # [9, U]
+            values = [activation.exemplar_similarity(feats(imgs[:1].to(s.device))[0].cpu(),
+                                                     feats(s.data.images[top[:, i]].to(s.device)).cpu())
+                      for i, imgs in enumerate(per_unit)]
+        rows += rows_for(vis, "exemplar_similarity", values)
+    if s.wants("mis_proxy"):
+        rows += rows_for(vis, "mis_proxy", [mis_for(s, i, imgs, exclude=()) for i, imgs in enumerate(per_unit)])
+    return rows
+
+
+def mis_for(s: Scoring, i: int, explanation: Tensor, exclude: Iterable[int]) -> float:
+    """mis_proxy of one unit's explanation against held-out strong/weak natural queries."""
+    strong, weak = mis.pick_queries(s.natural[:, i], s.mis_tasks, exclude=np.asarray(list(exclude), dtype=int),
+                                    seed=s.opts.seed)
+    return mis.mis_proxy(explanation, s.data.images[strong], s.data.images[weak])
+
+
+def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
+    """Class precision, label spread, receptive-field coverage and MIS proxy of dataset exemplars."""
+    rows: list[Row] = []
+    indices = vis.extras["indices"]
+    labels = s.data.labels
+    known = bool((labels >= 0).any())
+    for i, unit in enumerate(vis.units):
+        top_labels = labels[indices[i]]
+        if known and s.wants("topk_precision"):
+            preferred = top_patches.preferred_class(s.natural[:, i], labels)
+            rows.append({"unit": unit, "metric": "topk_precision", "value": top_patches.topk_precision(top_labels, preferred)})
+        if known and s.wants("label_entropy"):
+            rows.append({"unit": unit, "metric": "label_entropy", "value": top_patches.label_entropy(top_labels)})
+        if s.wants("rf_coverage"):
+            t, l, b, r = vis.extras["boxes_unclipped"][i].unbind(-1)
+            size = tuple(s.data.images.shape[-2:])
+            rows.append({"unit": unit, "metric": "rf_coverage", "value": top_patches.rf_coverage(torch.stack([l, t, r, b], -1), size)})
+        if s.wants("mis_proxy"):
+            explanation = s.data.images[indices[i]]
+            rows.append({"unit": unit, "metric": "mis_proxy", "value": mis_for(s, i, explanation, exclude=indices[i].tolist())})
+    return rows
+
+
+def occlusion_rows(s: Scoring, vis: Visualization) -> list[Row]:
+    """Faithfulness (deletion/insertion), localization (pointing game, mask energy) and map statistics."""
+    rows: list[Row] = []
+    source = vis.extras["source_indices"]
+    for i, unit in enumerate(vis.units):
+        score = s.scorer(unit_index=i)
+        for n, idx in enumerate(source.tolist()):
+            m = vis.extras["maps"][n, i]
+            image = s.data.images[idx]
+            found: dict[str, float] = {}
+            if s.wants("deletion_auc"):
+                found["deletion_auc"] = occlusion.deletion_auc(score, image, m, steps=s.auc_steps)
+            if s.wants("insertion_auc"):
+                found["insertion_auc"] = occlusion.insertion_auc(score, image, m, steps=s.auc_steps)
+            if s.data.masks is not None:
+                if s.wants("pointing_game"):
+                    found["pointing_game"] = occlusion.pointing_game(m, s.data.masks[idx])
+                if s.wants("mask_energy"):
+                    found["mask_energy"] = occlusion.mask_energy(m, s.data.masks[idx])
+            if s.wants("sparseness"):
+                found["sparseness"] = occlusion.sparseness(m)
+            if s.wants("complexity"):
+                found["complexity"] = occlusion.complexity(m)
+            rows += [{"unit": unit, "image": idx, "metric": k, "value": v} for k, v in found.items()]
+    return rows
+
+
+def raw_weights_rows(s: Scoring, vis: Visualization) -> list[Row]:
+    """Smoothness, colour and Gabor-likeness of first-layer filters."""
+    w = vis.extras["weights"]
+    rows: list[Row] = []
+    if s.wants("filter_smoothness"):
+        rows += rows_for(vis, "filter_smoothness", raw_weights.filter_smoothness(w))
+    if s.wants("color_fraction"):
+        rows.append({"unit": None, "metric": "color_fraction", "value": float(raw_weights.color_fraction(w))})
+    if s.wants("gabor_fit"):
+        rows += rows_for(vis, "gabor_fit", raw_weights.gabor_fit(w))
+    return rows
+
+
+METHOD_ROWS = {"raw_weights": raw_weights_rows, "gradient_ascent": gradient_ascent_rows,
+               "occlusion": occlusion_rows, "top_patches": top_patches_rows}
+STOCHASTIC = {"gradient_ascent"}
+
+
+def score(s: Scoring, vis: Visualization) -> list[Row]:
+    """All quality-metric rows the run asked for, for one method result."""
+    rows: list[Row] = []
+    if s.randomization and any(s.wants(m) for m in ("sanity_ssim", "sanity_spearman", "sanity_spearman_abs", "sanity_hog")):
+        rows += sanity_rows(s, vis)
+    if s.method in STOCHASTIC and s.wants("seed_ssim"):
+        rows += seed_rows(s, vis)
+    if s.spec.ground_truth is not None and s.wants("gt_corr"):
+        rows += ground_truth_rows(s, vis)
+    rows += METHOD_ROWS[s.method](s, vis)
+    return rows
