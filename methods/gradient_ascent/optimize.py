@@ -1,0 +1,225 @@
+"""Gradient-ascent feature visualization: many units in one batch, one forward/backward per step for the batch."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, fields
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from methods.base import Target, Visualization, check_units, layer_shape, truncate
+
+from . import regularizers as reg
+from .objectives import Objective, diversity, from_target
+from .parameterizations import make_param
+from .transforms import TransformSpec, draw, resolve, warp
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam, "sgd": torch.optim.SGD}
+AMP = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Settings:
+    """Preset knobs, passed to `visualize` as keyword arguments (defaults = Olah et al. 2017)."""
+
+    param: str = "fourier"  # pixel | fourier | maco
+    decorrelate: bool = True  # Lucid's colour decorrelation (fourier; pixel with squash=sigmoid)
+    decay_power: float = 1.0  # fourier: coefficients scaled by 1 / freq^decay_power
+    squash: str = "sigmoid"  # pixel: sigmoid of free logits, or clamp raw pixels to [0, 1]
+    init_sd: float | None = None  # std of the random start (None: 0.01; maco phase: 1.0)
+    maco_images: Tensor | None = None  # maco: natural images [N, 3, H, W] for the magnitude (None: skimage photos)
+    optimizer: str = "adam"  # adam | nadam | sgd
+    lr: float = 0.05
+    momentum: float = 0.0  # sgd only
+    steps: int = 512
+    transforms: Any = "standard"  # standard | none | mapping of TransformSpec fields
+    l1: float = 0.0  # weights of penalties on the image (mean over pixels, around grey)
+    l2: float = 0.0
+    tv: float = 0.0
+    tv_beta: float = 2.0
+    alpha: float = 6.0  # alpha-norm exponent
+    alpha_weight: float = 0.0
+    norm_bound: float | None = None  # Mahendran's B: alpha-norm divided by B^alpha, TV by (B / 6.5)^beta
+    decay: float = 0.0  # steps on raw pixels (param=pixel): x <- grey + (1 - decay)(x - grey)
+    blur_every: int = 0
+    blur_sigma: float = 1.0
+    clip_norm_pct: float = 0.0
+    clip_contrib_pct: float = 0.0
+    l2_bound: float | None = None  # project onto ||x - grey||_2 <= l2_bound * sqrt(3 S^2) (RMS radius)
+    diversity: float = 0.0  # weight of the diversity objective (needs images_per_unit > 1)
+    cossim_pow: float = 0.0  # direction objective: cosine-similarity power
+    objective: Objective | None = None  # replaces the target's objective
+    images_per_unit: int = 1
+    units_per_batch: int | None = None  # None: all units in one batch
+    snapshots: Sequence[int] = ()  # steps (1-based) after which to keep the images
+    progress_every: int = 0  # progress bar update period in steps (0: steps // 20)
+
+    def __post_init__(self) -> None:
+        self.snapshots = tuple(int(s) for s in self.snapshots)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.steps < 1 or self.images_per_unit < 1 or (self.units_per_batch or 1) < 1:
+            raise ValueError(f"steps={self.steps}, images_per_unit={self.images_per_unit} and units_per_batch={self.units_per_batch} must be >= 1")
+        pixel_ops = {"decay": self.decay, "blur_every": self.blur_every, "clip_norm_pct": self.clip_norm_pct,
+                     "clip_contrib_pct": self.clip_contrib_pct, "l2_bound": self.l2_bound}
+        used = [k for k, v in pixel_ops.items() if v]
+        if used and self.param != "pixel":
+            raise ValueError(f"{used[0]} acts on raw pixels and needs param='pixel', not {self.param!r}")
+        bad = [s for s in self.snapshots if not 1 <= s <= self.steps]
+        if bad:
+            raise ValueError(f"snapshot step {bad[0]} is outside 1..{self.steps}")
+
+
+def settings(knobs: dict[str, Any]) -> Settings:
+    """Settings from keyword knobs; an unknown knob raises one line listing the valid ones."""
+    valid = [f.name for f in fields(Settings)]
+    bad = [k for k in knobs if k not in valid]
+    if bad:
+        raise ValueError(f"unknown gradient_ascent knob {bad[0]!r}; valid: {', '.join(valid)}")
+    return Settings(**knobs)
+
+
+def image_seed(seed: int, unit: int, index: int) -> int:
+    """The seed of one image's random start: depends only on (seed, unit, image index)."""
+    return int(np.random.SeedSequence([seed, unit, index]).generate_state(1)[0])
+
+
+def penalty(images: Tensor, cfg: Settings) -> Tensor:
+    """Weighted sum of the differentiable regularizers per image: [B]."""
+    total = images.new_zeros(images.shape[0])
+    b = cfg.norm_bound or 1.0
+    v = b / 6.5 if cfg.norm_bound else 1.0
+    if cfg.l1:
+        total = total + cfg.l1 * reg.l1(images)
+    if cfg.l2:
+        total = total + cfg.l2 * reg.l2(images)
+    if cfg.tv:
+        total = total + cfg.tv * reg.tv(images, cfg.tv_beta) / v**cfg.tv_beta
+    if cfg.alpha_weight:
+        total = total + cfg.alpha_weight * reg.alpha_norm(images, cfg.alpha) / b**cfg.alpha
+    return total
+
+
+def pixel_steps(param: nn.Module, cfg: Settings, step: int) -> None:
+    """The in-place regularizer steps on raw pixels (Yosinski 2015, Erhan 2009), then the range projection."""
+    if cfg.param == "pixel":
+        raw, c = param.raw, param.centre
+        if cfg.decay:
+            reg.decay_(raw, cfg.decay, c)
+        if cfg.blur_every and step % cfg.blur_every == 0:
+            reg.blur_(raw, cfg.blur_sigma)
+        if cfg.clip_norm_pct:
+            reg.clip_small_norm_(raw, cfg.clip_norm_pct, c)
+        if cfg.clip_contrib_pct:
+            reg.clip_small_contrib_(raw, raw.grad, cfg.clip_contrib_pct, c)
+        if cfg.l2_bound:
+            reg.project_l2_(raw, cfg.l2_bound, c)
+    param.project()
+
+
+@contextlib.contextmanager
+def memory_format(model: nn.Module, channels_last: bool) -> Iterator[None]:
+    """Run with the model's weights in channels_last when asked, restoring the default layout after."""
+    if not channels_last:
+        yield
+        return
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
+@dataclass
+class Run:
+    """What one batch of units needs besides the settings."""
+
+    forward: nn.Module
+    objective: Objective
+    size: int
+    seed: int
+    device: torch.device
+    amp: torch.dtype | None
+    channels_last: bool
+    spec: TransformSpec | None
+
+
+def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> tuple[nn.Module, dict[int, Tensor]]:
+    """Optimize images_per_unit images for each unit in ONE batch; returns the parameterization and snapshots."""
+    k, size, dev = cfg.images_per_unit, run.size, run.device
+    seeds = [image_seed(run.seed, u, i) for u in units for i in range(k)]
+    param = make_param(cfg.param, seeds, size, decorrelate=cfg.decorrelate, decay_power=cfg.decay_power,
+                       squash=cfg.squash, init_sd=cfg.init_sd, magnitude=None, maco_images=cfg.maco_images).to(dev)
+    unit_idx = torch.tensor([u for u in units for _ in range(k)], device=dev)
+    opt_kw = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
+    opt = OPTIMIZERS[cfg.optimizer](param.parameters(), lr=cfg.lr, **opt_kw)
+    spec = run.spec
+    thetas = draw(spec, cfg.steps, size, torch.Generator().manual_seed(run.seed)).to(dev) if spec else None
+    noise_gen = torch.Generator(device=dev).manual_seed(run.seed) if spec and spec.noise else None
+    every = cfg.progress_every or max(1, cfg.steps // 20)
+    snaps: dict[int, Tensor] = {}
+    for step in range(1, cfg.steps + 1):
+        opt.zero_grad(set_to_none=True)
+        images = param()
+        x = warp(images, thetas[step - 1], size, spec.pad_value) if spec else images
+        if noise_gen is not None:  # one noise field per step for the whole batch, like the geometric draws
+            x = x + spec.noise * torch.randn((1, *x.shape[1:]), generator=noise_gen, device=dev)
+        if run.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=run.amp or torch.float32, enabled=run.amp is not None):
+            acts = run.forward(x)
+        loss = (penalty(images, cfg) - run.objective(acts.float(), unit_idx)).sum()
+        loss.backward(inputs=list(param.parameters()))  # image gradients only: no weight gradients
+        opt.step()
+        pixel_steps(param, cfg, step)
+        if step in cfg.snapshots:
+            with torch.no_grad():
+                snaps[step] = param().detach()
+        if step % every == 0:
+            bar.update(every)
+    bar.update(cfg.steps % every)
+    return param, snaps
+
+
+def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: nn.Module | None = None, seed: int = 0,
+              amp: str = "off", channels_last: bool = False, compile: bool = False, progress: bool = False,
+              **knobs: Any) -> Visualization:
+    """Feature visualization by gradient ascent on the input, all target units in one batch (see Settings for knobs).
+
+    Images are unit-major: images[u * images_per_unit + i] is image i of target.units[u]. fp16 autocast works
+    on CPU too (PyTorch >= 2.1) but is slow there; bf16 is the CPU choice.
+    """
+    cfg = settings(knobs)
+    if amp not in AMP:
+        raise ValueError(f"amp={amp!r} is not one of {', '.join(AMP)}")
+    device = next(model.parameters()).device
+    units = tuple(int(u) for u in target.units)
+    if target.kind in ("channel", "neuron", "class") and cfg.objective is None:
+        check_units(units, layer_shape(model, target.layer, input_size)[0], target.layer or "output")
+    trunc = truncate(model, target.layer, normalize)
+    base = cfg.objective or from_target(target, cfg.cossim_pow, device)
+    objective = base + cfg.diversity * diversity(cfg.images_per_unit) if cfg.diversity else base
+    run = Run(torch.compile(trunc) if compile else trunc, objective, input_size, seed, device, AMP[amp], channels_last,
+              resolve(cfg.transforms))
+    per = cfg.units_per_batch or len(units)
+    batches = [units[i : i + per] for i in range(0, len(units), per)]
+    images, snaps = [], {s: [] for s in cfg.snapshots}
+    with memory_format(model, channels_last), tqdm(total=cfg.steps * len(batches), disable=not progress) as bar:
+        for chunk in batches:
+            param, chunk_snaps = optimize_batch(run, cfg, chunk, bar)
+            with torch.no_grad():
+                images.append(param().detach())
+            for s, x in chunk_snaps.items():
+                snaps[s].append(x)
+    final = torch.cat(images).float()
+    unit_idx = torch.tensor(units, device=device).repeat_interleave(cfg.images_per_unit)
+    with torch.no_grad():
+        act = base(trunc(final).float(), unit_idx).view(len(units), cfg.images_per_unit).mean(1)
+    return Visualization(
+        images=final.cpu(), units=units, values={"activation": act.cpu()},
+        extras={"snapshots": {s: torch.cat(x).cpu() for s, x in snaps.items()},
+                "images_per_unit": cfg.images_per_unit, "steps": cfg.steps},
+    )

@@ -1,0 +1,189 @@
+"""gradient_ascent.visualize end to end on tiny models: planted optimum, batching, truncation, seeding, presets."""
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from methods.base import Normalize, Target, read_out, truncate
+from methods.gradient_ascent import visualize
+from methods.gradient_ascent.objectives import channel
+
+PRESETS = sorted(Path(__file__).resolve().parents[2].glob("conf/method/gradient_ascent/*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: threads only add contention on a shared machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def planted(units: int = 3, k: int = 5) -> nn.Sequential:
+    """One linear conv with known random filters: the optimum of a centre neuron under an L2 bound is its filter."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, units, k, bias=False)).eval()
+    return net
+
+
+def tiny() -> nn.Sequential:
+    """A small nonlinear CNN (layers '0'..'4')."""
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.Conv2d(8, 6, 3, padding=1)).eval()
+
+
+ERHAN = dict(param="pixel", squash="clamp", decorrelate=False, optimizer="sgd", lr=1.0, transforms="none", l2_bound=0.02)
+QUICK = dict(param="fourier", steps=6, transforms="standard")
+
+
+def test_planted_neuron_recovers_its_filter():
+    net = planted()
+    v = visualize(net, Target("0", (0, 1, 2), "neuron"), input_size=16, steps=30, **ERHAN)
+    c = 16 - 5 + 1
+    r0 = c // 2  # centre neuron (6, 6) sees input rows/cols 6..10
+    for i, u in enumerate(v.units):
+        patch = v.images[i, :, r0 : r0 + 5, r0 : r0 + 5].flatten() - 0.5
+        w = net[0].weight[u].detach().flatten()
+        assert torch.corrcoef(torch.stack([patch, w]))[0, 1] >= 0.9
+    grey = net(torch.full((1, 3, 16, 16), 0.5))[0, :, r0, r0]
+    assert torch.all(v.values["activation"] > grey)
+
+
+def test_batching_units_equals_separate_runs():
+    net, units = tiny(), (0, 2, 5)
+    together = visualize(net, Target("4", units), input_size=16, seed=3, **QUICK)
+    for i, u in enumerate(units):
+        alone = visualize(net, Target("4", (u,)), input_size=16, seed=3, **QUICK)
+        assert torch.allclose(alone.images[0], together.images[i], atol=1e-5)
+        assert torch.allclose(alone.values["activation"][0], together.values["activation"][i], atol=1e-5)
+    chunked = visualize(net, Target("4", units), input_size=16, seed=3, units_per_batch=2, **QUICK)
+    assert torch.allclose(chunked.images, together.images, atol=1e-5)
+
+
+def test_seeding_is_reproducible():
+    net = tiny()
+    a = visualize(net, Target("4", (1, 2)), input_size=16, seed=7, **QUICK)
+    b = visualize(net, Target("4", (1, 2)), input_size=16, seed=7, **QUICK)
+    c = visualize(net, Target("4", (1, 2)), input_size=16, seed=8, **QUICK)
+    assert torch.equal(a.images, b.images) and not torch.allclose(a.images, c.images)
+
+
+def test_truncation_gives_the_full_models_input_gradients():
+    net, norm = tiny(), Normalize([0.4, 0.5, 0.6], [0.2, 0.3, 0.25])
+    x = torch.rand(2, 3, 16, 16)
+    target, units = Target("2", (0, 3)), torch.tensor([0, 3])
+    captured = []
+    handle = net[2].register_forward_hook(lambda m, i, o: captured.append(o))
+    x1 = x.clone().requires_grad_()
+    net(norm(x1))  # the whole model, reading the layer on the way
+    handle.remove()
+    g_full, = torch.autograd.grad(read_out(captured[0], target, units).sum(), x1)
+    x2 = x.clone().requires_grad_()
+    g_trunc, = torch.autograd.grad(read_out(truncate(net, "2", norm)(x2), target, units).sum(), x2)
+    assert torch.allclose(g_full, g_trunc, atol=1e-6)
+
+
+def test_result_layout_snapshots_and_activation():
+    net = tiny()
+    v = visualize(net, Target("4", (0, 1)), input_size=16, images_per_unit=2, snapshots=(2, 6), **QUICK)
+    assert v.images.shape == (4, 3, 16, 16) and v.images.min() >= 0 and v.images.max() <= 1
+    assert v.units == (0, 1) and v.values["activation"].shape == (2,)
+    assert set(v.extras["snapshots"]) == {2, 6} and torch.allclose(v.extras["snapshots"][6], v.images)
+    assert v.extras["images_per_unit"] == 2 and v.extras["steps"] == 6
+    acts = truncate(net, "4")(v.images)
+    expected = read_out(acts, Target("4", (0, 1)), torch.tensor([0, 0, 1, 1])).view(2, 2).mean(1)
+    assert torch.allclose(v.values["activation"], expected, atol=1e-5)
+
+
+def test_optimization_raises_the_activation():
+    net = tiny()
+    start = visualize(net, Target("4", (0, 1, 2)), input_size=16, **{**QUICK, "steps": 1})
+    end = visualize(net, Target("4", (0, 1, 2)), input_size=16, **{**QUICK, "steps": 40})
+    assert torch.all(end.values["activation"] > start.values["activation"])
+
+
+def test_diversity_lowers_gram_similarity():
+    net = tiny()
+
+    @torch.no_grad()
+    def similarity(images: torch.Tensor) -> float:
+        a = truncate(net, "3")(images).flatten(2)
+        g = torch.nn.functional.normalize((a @ a.transpose(1, 2)).flatten(1), dim=1).view(2, 3, -1)
+        sim = g @ g.transpose(1, 2)
+        return float((sim.sum((1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(1)).mean())
+
+    kw = dict(input_size=16, images_per_unit=3, steps=30, param="fourier", transforms="none", init_sd=0.001)
+    plain = visualize(net, Target("3", (0, 1)), **kw)
+    diverse = visualize(net, Target("3", (0, 1)), diversity=10.0, **kw)
+    assert similarity(diverse.images) < similarity(plain.images) - 0.1
+
+
+@pytest.mark.parametrize("kind, layer, extra", [("layer", "3", {}), ("class", "", {}), ("direction", "4", {"cossim_pow": 1.0})])
+def test_other_kinds_run_and_improve(kind, layer, extra):
+    net = nn.Sequential(tiny(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval() if kind == "class" else tiny()
+    target = Target(layer, (1,), kind, direction=(1.0, -1.0, 0.0, 0.5, 0.0, 0.0) if kind == "direction" else None)
+    start = visualize(net, target, input_size=16, **{**QUICK, "steps": 1}, **extra)
+    end = visualize(net, target, input_size=16, **{**QUICK, "steps": 30}, **extra)
+    assert end.values["activation"][0] > start.values["activation"][0]
+
+
+def test_custom_objective_replaces_the_target():
+    net = tiny()
+    down = visualize(net, Target("4", (0,)), input_size=16, objective=-1.0 * channel(), **{**QUICK, "steps": 20})
+    up = visualize(net, Target("4", (0,)), input_size=16, **{**QUICK, "steps": 20})
+    mean0 = lambda v: truncate(net, "4")(v.images)[:, 0].mean()
+    assert torch.allclose(down.values["activation"][0], -mean0(down))  # reports the objective it optimized
+    assert mean0(down) < mean0(up)
+
+
+def test_bad_input_raises_one_line():
+    net = tiny()
+    with pytest.raises(ValueError, match="unknown gradient_ascent knob 'stepz'"):
+        visualize(net, Target("4", (0,)), input_size=16, stepz=3)
+    with pytest.raises(ValueError, match="out of range"):
+        visualize(net, Target("4", (9,)), input_size=16, **QUICK)
+    with pytest.raises(ValueError, match="needs param='pixel'"):
+        visualize(net, Target("4", (0,)), input_size=16, param="fourier", blur_every=2)
+    with pytest.raises(ValueError, match="off, bf16, fp16"):
+        visualize(net, Target("4", (0,)), input_size=16, amp="fp8", **QUICK)
+    with pytest.raises(ValueError, match="adam, nadam, sgd"):
+        visualize(net, Target("4", (0,)), input_size=16, optimizer="lbfgs")
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_runs_on_cpu(amp):
+    v = visualize(tiny(), Target("4", (0, 1)), input_size=16, amp=amp, **QUICK)
+    assert torch.isfinite(v.images).all() and v.images.min() >= 0 and v.images.max() <= 1
+
+
+def test_channels_last_gives_the_same_images_and_restores_the_model():
+    net = tiny()
+    a = visualize(net, Target("4", (0, 1)), input_size=16, **QUICK)
+    b = visualize(net, Target("4", (0, 1)), input_size=16, channels_last=True, **QUICK)
+    assert torch.allclose(a.images, b.images, atol=1e-4)
+    assert net[0].weight.is_contiguous()
+
+
+@pytest.mark.slow
+def test_compile_flag_runs():
+    v = visualize(tiny(), Target("4", (0, 1)), input_size=16, compile=True, **QUICK)
+    assert torch.isfinite(v.images).all()
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
+def test_preset_loads_and_runs(path):
+    text = path.read_text()
+    assert text.splitlines()[0] == "# @package method"
+    cfg = yaml.safe_load(text)
+    assert cfg["name"] == "gradient_ascent" and cfg["preset"] == path.stem
+    params = {**cfg["params"], "steps": 2}
+    v = visualize(tiny(), Target("4", (0, 1)), input_size=16, **params)
+    assert v.images.shape == (2, 3, 16, 16) and torch.isfinite(v.images).all()
+
+
+def test_presets_cover_the_papers():
+    assert {p.stem for p in PRESETS} >= {"erhan2009", "simonyan2013", "mahendran2016", "yosinski2015", "olah2017",
+                                          "maco2023", "quick"}
