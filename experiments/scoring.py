@@ -154,8 +154,7 @@ def gradient_ascent_rows(s: Scoring, vis: Visualization) -> list[Row]:
         rows += rows_for(vis, "robustness", [activation.robustness(s.scorer(unit_index=i), imgs[0], seed=s.opts.seed)
                                              for i, imgs in enumerate(per_unit)])
     if s.wants("exemplar_similarity") and s.target.layer:
-        below = activation.layer_below(s.spec.model, s.target.layer)
-        feats = truncate(s.spec.model, below, s.normalize)
+        feats = below_target(s)
         with torch.inference_mode():
             top = s.natural.topk(min(9, len(s.natural)), dim=0).indices  # [9, U]
             values = [activation.exemplar_similarity(feats(imgs[:1].to(s.device))[0].cpu(),
@@ -165,6 +164,14 @@ def gradient_ascent_rows(s: Scoring, vis: Visualization) -> list[Row]:
     if s.wants("mis_proxy"):
         rows += rows_for(vis, "mis_proxy", [mis_for(s, i, imgs, exclude=()) for i, imgs in enumerate(per_unit)])
     return rows
+
+
+def below_target(s: Scoring) -> Callable[[Tensor], Tensor]:
+    """The model up to the layer below the target (the normalized input itself for a first layer)."""
+    try:
+        return truncate(s.spec.model, activation.layer_below(s.spec.model, s.target.layer), s.normalize)
+    except ValueError:
+        return s.normalize
 
 
 def mis_for(s: Scoring, i: int, explanation: Tensor, exclude: Iterable[int]) -> float:
@@ -243,13 +250,20 @@ STOCHASTIC = {"gradient_ascent"}
 
 
 def score(s: Scoring, vis: Visualization) -> list[Row]:
-    """All quality-metric rows the run asked for, for one method result."""
-    rows: list[Row] = []
+    """All quality-metric rows the run asked for; a family that fails gives a failed row, not a lost target."""
+    families: list[tuple[str, Callable[[Scoring, Visualization], list[Row]]]] = []
     if s.randomization and any(s.wants(m) for m in ("sanity_ssim", "sanity_spearman", "sanity_spearman_abs", "sanity_hog")):
-        rows += sanity_rows(s, vis)
+        families.append(("sanity", sanity_rows))
     if s.method in STOCHASTIC and s.wants("seed_ssim"):
-        rows += seed_rows(s, vis)
+        families.append(("seed_ssim", seed_rows))
     if s.spec.ground_truth is not None and s.wants("gt_corr"):
-        rows += ground_truth_rows(s, vis)
-    rows += METHOD_ROWS[s.method](s, vis)
+        families.append(("ground_truth", ground_truth_rows))
+    families.append((s.method, METHOD_ROWS[s.method]))
+    rows: list[Row] = []
+    for name, family in families:
+        try:
+            rows += family(s, vis)
+        except Exception as err:  # noqa: BLE001 - recorded in the table
+            reason = f"{type(err).__name__}: {err}".splitlines()[0]
+            rows.append({"unit": None, "metric": f"{name}_error", "value": float("nan"), "status": f"failed: {reason}"})
     return rows
