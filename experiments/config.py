@@ -71,8 +71,13 @@ class SpeedConf:
 
     repeats: int = 3
     warmup: int = 1
-    peers: bool = True
-    cases: List[Dict[str, Any]] = field(default_factory=list)
+    budget_s: float = 60.0  # a contender stops repeating once its timed calls exceed this (keeps >= 1)
+    peers: bool = True  # also time the peers (lucent, captum) where installed
+    memory: bool = True  # peak memory (on CPU: one extra untimed call per contender, sampled)
+    scale: float = 1.0  # multiplies each case's work (gradient-ascent steps, images); < 1 for smoke runs
+    threads: Optional[int] = None  # torch.set_num_threads before timing (None: torch's default)
+    only: List[str] = field(default_factory=list)  # case names to run (empty: all)
+    cases: List[Dict[str, Any]] = field(default_factory=list)  # see experiments/speed.py Case
 
 
 @dataclass

@@ -115,6 +115,9 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     if cfg.resume and (out / "DONE").exists():
         log.info("resume: %s already complete, skipped", out)
         return pd.read_csv(out / "metrics.csv")
+    if cfg.experiment == "speed":
+        from experiments.speed import run_speed
+        return run_speed(cfg)
     check_params(cfg.method.name, OmegaConf.to_container(cfg.method.params, resolve=True))
     method_function(cfg.method.name)
     device = resolve_device(cfg.device)
