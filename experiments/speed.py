@@ -219,7 +219,8 @@ def ga_contenders(s: Setup, peers: bool) -> list[Contender]:
                          channels_last=s.channels_last, compile=s.compile, progress=False, **case.params)
 
     trunc = bare_module(s)
-    x = prepare_input(torch.rand(batch, 3, s.size, s.size), s.device, s.channels_last)
+    grey = torch.Generator().manual_seed(s.seed)  # near-grey images like vizbench's starts (speed depends a little on content)
+    x = prepare_input((0.5 + 0.05 * torch.randn(batch, 3, s.size, s.size, generator=grey)).clamp(0, 1), s.device, s.channels_last)
 
     def bare() -> None:
         with autocast(s.device, s.amp):
@@ -280,7 +281,7 @@ def occlusion_contenders(s: Setup, peers: bool) -> list[Contender]:
         return vis
 
     net = truncate(model, case.layer, s.normalize)
-    x = prepare_input(torch.rand(bs, 3, s.size, s.size), s.device, s.channels_last)
+    x = prepare_input(images[torch.arange(bs) % len(images)], s.device, s.channels_last)  # real images: speed depends a little on content
 
     def bare() -> None:
         if "forwards" not in s.state:
@@ -351,14 +352,14 @@ def time_interleaved(contenders: list[Contender], device: torch.device, repeats:
                      budget_s: float, memory: bool = True) -> dict[int, Timing | str]:
     """Warm each contender up, then time them round-robin; index -> Timing, or a failure reason (one line).
 
-    A contender stops repeating once its timed calls add up to more than `budget_s` (it keeps at least one):
-    the slow peer variants cost what they must, not `repeats` times that. Peak memory is sampled in the last
-    round, by contenders still repeating then.
+    Each contender gets as many timed repeats (1..repeats) as fit in `budget_s` at its warm-up speed, so slow
+    peer variants cost what they must, not `repeats` times that. Peak memory is sampled in each contender's
+    last repeat (on CPU that is one extra untimed call, see experiments.timing.measure).
     """
     result: dict[int, Timing | str] = {}
     warm: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
     times: dict[int, list[float]] = {i: [] for i in range(len(contenders))}
-    memory: dict[int, tuple[float | None, float | None]] = {}
+    memory_of: dict[int, tuple[float | None, float | None]] = {}
 
     def call(i: int, memory_too: bool) -> Timing | None:
         try:
@@ -372,16 +373,17 @@ def time_interleaved(contenders: list[Contender], device: torch.device, repeats:
         for _ in range(warmup):
             if i not in result and (t := call(i, False)):
                 warm[i].append(t.times[0])
+    planned = {i: max(1, min(repeats, int(budget_s // w[-1]))) if w else repeats for i, w in warm.items()}
     for r in range(repeats):
         for i in range(len(contenders)):
-            if i in result or (times[i] and sum(times[i]) > budget_s):
+            if i in result or r >= planned[i]:
                 continue
-            if t := call(i, memory and r == repeats - 1):
+            if t := call(i, memory and r == planned[i] - 1):
                 times[i] += t.times
-                memory[i] = (t.peak_mem_mb, t.base_mem_mb)
+                memory_of[i] = (t.peak_mem_mb, t.base_mem_mb)
     for i in range(len(contenders)):
         if i not in result:
-            peak, base = memory.get(i, (None, None))
+            peak, base = memory_of.get(i, (None, None))
             result[i] = Timing(times[i], warm[i][0] if warm[i] else None, peak, base, str(device))
     return result
 

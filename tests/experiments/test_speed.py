@@ -228,3 +228,26 @@ def test_default_speed_config_is_one_run_with_the_issue_cases() -> None:
     assert {(c.method, c.model) for c in cases.values()} >= {(m, "shapes_cnn") for m in speed.METHODS}
     for c in cases.values():
         speed.model_conf(c.model)  # every case names a model config
+
+
+def test_timing_is_interleaved_budgeted_and_survives_a_failing_contender(monkeypatch: pytest.MonkeyPatch) -> None:
+    cost = {"fast": 1.0, "slow": 100.0}
+    calls: list[tuple[str, bool]] = []
+
+    def fake_measure(fn, device, repeats, warmup, memory):  # type: ignore[no-untyped-def]
+        name = fn()  # raises for the broken contender
+        calls.append((name, memory))
+        return speed.Timing([cost[name]], None, 5.0 if memory else None, 1.0 if memory else None, "cpu")
+
+    def broken() -> str:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(speed, "measure", fake_measure)
+    contenders = [speed.Contender("vizbench", lambda: "fast"), speed.Contender("lucent", lambda: "slow"),
+                  speed.Contender("bare", broken)]
+    out = speed.time_interleaved(contenders, torch.device("cpu"), repeats=3, warmup=1, budget_s=60)
+    assert out[2] == "failed: RuntimeError: boom"
+    assert out[0].times == [1.0] * 3 and out[0].warmup_s == 1.0 and out[0].peak_mem_mb == 5.0
+    assert out[1].times == [100.0] and out[1].peak_mem_mb == 5.0  # one repeat fits no budget; still measured
+    # warm-ups first, then round-robin; memory sampled in each contender's last repeat only
+    assert calls == [("fast", False), ("slow", False), ("fast", False), ("slow", True), ("fast", False), ("fast", True)]
