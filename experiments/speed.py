@@ -228,7 +228,19 @@ def ga_contenders(s: Setup, peers: bool) -> list[Contender]:
                 bare_step(trunc, x)
 
     out = [Contender("vizbench", vizbench, batch_size=batch), Contender("bare", bare, batch_size=batch)]
-    return out + ([Contender("lucent", lucent_fn(s, params), batch_size=1)] if peers else [])
+    if peers:
+        try:
+            out.append(Contender("lucent", lucent_fn(s, params), batch_size=1))
+        except ValueError as err:  # lucent cannot do this case's work: its row says why, the others still run
+            out.append(Contender("lucent", failing(err), batch_size=1))
+    return out
+
+
+def failing(err: Exception) -> Callable[[], Any]:
+    """A contender function that raises `err` when timed, so the contender is recorded as failed."""
+    def fail() -> Any:
+        raise err
+    return fail
 
 
 def lucent_fn(s: Setup, params: dict[str, Any]) -> Callable[[], Any]:
@@ -237,7 +249,7 @@ def lucent_fn(s: Setup, params: dict[str, Any]) -> Callable[[], Any]:
 
     differ = {k: params.get(k) for k, v in LUCENT_SETTINGS.items() if params.get(k) != v}
     if differ:
-        raise ValueError(f"lucent only does {LUCENT_SETTINGS}; this case sets {differ}")
+        raise ValueError(f"not comparable: lucent's render_vis as called here does {LUCENT_SETTINGS}; this case sets {differ}")
     model = lucent_model(formatted(s), s.mean, s.std)
     target = s.case.target()
     if target.kind != "channel":

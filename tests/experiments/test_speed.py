@@ -111,6 +111,14 @@ def test_missing_peers_are_recorded_not_fatal(tmp_path: Path, monkeypatch: pytes
     assert (tmp_path / "DONE").exists()
 
 
+def test_lucent_is_marked_failed_when_the_case_is_not_its_work(tmp_path: Path) -> None:
+    pixel = {**GA, "params": {**GA["params"], "param": "pixel"}}
+    df = run(speed_cfg(tmp_path, [pixel]))
+    assert value(df, "ga", "lucent", "time_s")["status"].iloc[0].startswith("failed: ValueError: not comparable")
+    assert value(df, "ga", "vizbench", "vs_bare")["status"].tolist() == ["ok"]
+    assert value(df, "ga", "vizbench", "vs_peer")["status"].iloc[0] == "failed: every peer variant failed"
+
+
 def test_peers_off_times_no_peer(tmp_path: Path) -> None:
     df = run(speed_cfg(tmp_path, [OCC_NEURON], "speed.peers=false"))
     assert set(df["contender"]) == {"vizbench", "bare"}
