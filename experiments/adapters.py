@@ -93,8 +93,10 @@ def call_method(name: str, spec: ModelSpec, data: DataSpec, target: Target, para
     if name == "gradient_ascent":
         return fn(model, target, input_size=spec.input_size, normalize=normalize, seed=opts.seed, amp=opts.amp,
                   channels_last=opts.channels_last, compile=opts.compile, progress=opts.progress, **params)
-    if name == "occlusion":
-        idx = top_images(spec, data, target, opts.n_images)
-        images = data.images[idx.flatten().unique()].to(device)
-        return fn(model, images, target, normalize=normalize, **params)
-    return fn(model, data.images, target, normalize=normalize, **params)
+    if name == "occlusion":  # each unit's most exciting images; every unit is mapped on their union
+        per_unit = top_images(spec, data, target, opts.n_images)
+        source = per_unit.flatten().unique()
+        vis = fn(model, data.images[source].to(device), target, normalize=normalize, progress=opts.progress, **params)
+        vis.extras.update(source_indices=source, unit_images=per_unit, images_processed=len(source))
+        return vis
+    return fn(model, data.images, target, normalize=normalize, progress=opts.progress, **params)

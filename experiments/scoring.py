@@ -119,9 +119,11 @@ def ground_truth_rows(s: Scoring, vis: Visualization) -> list[Row]:
     if s.method == "occlusion":
         if s.data.masks is None:
             return []
-        masks = s.data.masks[vis.extras["source_indices"]].float()
+        source = vis.extras["source_indices"].tolist()
         for i, unit in enumerate(vis.units):
-            maps = vis.extras["maps"][:, i]
+            own = [source.index(idx) for idx in vis.extras["unit_images"][i].tolist()]
+            maps = vis.extras["maps"][own, i]
+            masks = s.data.masks[vis.extras["unit_images"][i]].float()
             rows.append({"unit": unit, "metric": "gt_corr", "value": np.nanmean([ground_truth.gt_corr(m, k) for m, k in zip(maps, masks)])})
             rows.append({"unit": unit, "metric": "gt_ssim", "value": np.nanmean([ground_truth.gt_ssim(m, k) for m, k in zip(maps, masks)])})
         return rows
@@ -189,8 +191,10 @@ def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
     known = bool((labels >= 0).any())
     for i, unit in enumerate(vis.units):
         top_labels = labels[indices[i]]
-        if known and s.wants("topk_precision"):
-            preferred = top_patches.preferred_class(s.natural[:, i], labels)
+        if known and s.wants("topk_precision"):  # a planted unit's class is known; otherwise its most selective one
+            planted = s.spec.unit_classes.get((s.target.layer, unit))
+            preferred = (s.data.class_names.index(planted) if planted in s.data.class_names
+                         else top_patches.preferred_class(s.natural[:, i], labels))
             rows.append({"unit": unit, "metric": "topk_precision", "value": top_patches.topk_precision(top_labels, preferred)})
         if known and s.wants("label_entropy"):
             rows.append({"unit": unit, "metric": "label_entropy", "value": top_patches.label_entropy(top_labels)})
@@ -207,11 +211,11 @@ def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
 def occlusion_rows(s: Scoring, vis: Visualization) -> list[Row]:
     """Faithfulness (deletion/insertion), localization (pointing game, mask energy) and map statistics."""
     rows: list[Row] = []
-    source = vis.extras["source_indices"]
+    source = vis.extras["source_indices"].tolist()
     for i, unit in enumerate(vis.units):
         score = s.scorer(unit_index=i)
-        for n, idx in enumerate(source.tolist()):
-            m = vis.extras["maps"][n, i]
+        for idx in vis.extras["unit_images"][i].tolist():  # only the images that excite this unit
+            m = vis.extras["maps"][source.index(idx), i]
             image = s.data.images[idx]
             found: dict[str, float] = {}
             if s.wants("deletion_auc"):
