@@ -71,13 +71,18 @@ def _fits(value: Any, expected: type) -> bool:
 
 
 def top_images(spec: ModelSpec, data: DataSpec, target: Target, n: int, batch_size: int = 64) -> torch.Tensor:
-    """Indices [U, n] of each unit's most activating images (class targets: highest logit)."""
+    """Indices [U, n] of each unit's most activating images: highest logit (class), own position (neuron), or
+    spatial max (channel: the image holding the strongest instance, as top_patches ranks them)."""
     device = next(spec.model.parameters()).device
     trunc = truncate(spec.model, target.layer, Normalize(spec.mean, spec.std).to(device))
     scores = []
     with torch.inference_mode():
         for start in range(0, len(data.images), batch_size):
-            scores.append(read_out(trunc(data.images[start:start + batch_size].to(device)), target).float().cpu())
+            acts = trunc(data.images[start:start + batch_size].to(device))
+            if target.kind == "channel" and acts.dim() == 4:
+                scores.append(acts[:, list(target.units)].flatten(2).amax(2).float().cpu())
+            else:
+                scores.append(read_out(acts, target).float().cpu())
     return torch.cat(scores).topk(min(n, len(data.images)), dim=0).indices.T
 
 

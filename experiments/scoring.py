@@ -101,10 +101,28 @@ def seed_rows(s: Scoring, vis: Visualization) -> list[Row]:
     return rows_for(vis, "seed_ssim", [sanity.seed_ssim(a, b) for a, b in pairs])
 
 
-def truth_window(result: Tensor, truth: Tensor, centred: bool) -> Tensor:
-    """The window of `result` compared with the ground truth: centred, or where it matches best (NCC)."""
-    if centred:
-        return torch.as_tensor(ground_truth.match(result, truth)[0])
+def neuron_box(s: Scoring, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Unclipped input box (top, left, bottom, right) of the target neuron's receptive field."""
+    from methods.receptive_field import box, receptive_field
+    rf = receptive_field(s.spec.model, s.target.layer, size)
+    h, w = layer_hw(s, size)
+    r, c = s.target.position if s.target.position is not None else (h // 2, w // 2)
+    return box(rf, r, c, size)[1]
+
+
+def layer_hw(s: Scoring, size: tuple[int, int]) -> tuple[int, int]:
+    """Spatial size of the target layer's map for inputs of `size`."""
+    from methods.base import layer_shape
+    return tuple(layer_shape(s.spec.model, s.target.layer, size[0])[-2:])
+
+
+def truth_window(s: Scoring, result: Tensor, truth: Tensor) -> Tensor:
+    """The window of `result` compared with the ground truth: a neuron's receptive field, else where it matches best."""
+    if s.target.kind == "neuron":
+        top, left, bottom, right = neuron_box(s, tuple(result.shape[-2:]))
+        pad = max(0, -top, -left, bottom - result.shape[-2], right - result.shape[-1])
+        padded = torch.nn.functional.pad(result, (pad,) * 4, value=0.5)
+        return padded[:, top + pad:bottom + pad, left + pad:right + pad]
     from skimage.feature import match_template
     r, t = result.float().numpy(), truth.float().numpy()
     ncc = match_template(r.transpose(1, 2, 0), t.transpose(1, 2, 0))[..., 0]
@@ -134,7 +152,7 @@ def ground_truth_rows(s: Scoring, vis: Visualization) -> list[Row]:
             windows = [vis.images[vis.units.index(unit)]]
         else:
             per = result.view(-1, 3, *result.shape[-2:])
-            windows = [truth_window(img, truth, centred=s.target.kind == "neuron") for img in per]
+            windows = [truth_window(s, img, truth) for img in per]
         rows.append({"unit": unit, "metric": "gt_corr", "value": np.nanmean([ground_truth.gt_corr(w, truth) for w in windows])})
         rows.append({"unit": unit, "metric": "gt_ssim", "value": np.nanmean([ground_truth.gt_ssim(w, truth) for w in windows])})
     return rows
@@ -208,15 +226,32 @@ def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
     return rows
 
 
+def occlusion_scorer(s: Scoring, unit_index: int) -> Callable[[Tensor], Tensor]:
+    """Model-input images -> the occluded score of one unit, read out as the occlusion run read it."""
+    from methods.occlusion import score as occlusion_score
+    trunc = truncate(s.spec.model, s.target.layer)
+    reduce, output = s.params.get("reduce", "mean"), s.params.get("output", "logit")
+
+    def score(x: Tensor) -> Tensor:
+        with torch.inference_mode():
+            return occlusion_score(trunc(x.to(s.device)), s.target, reduce, output)[:, unit_index].float().cpu()
+
+    return score
+
+
 def occlusion_rows(s: Scoring, vis: Visualization) -> list[Row]:
-    """Faithfulness (deletion/insertion), localization (pointing game, mask energy) and map statistics."""
+    """Faithfulness (deletion/insertion), localization (pointing game, mask energy) and map statistics.
+
+    Deletion and insertion work in the model's input space, so deleted pixels are 0 there (the normalization
+    mean colour, e.g. grey for planted), not black, which would itself excite edge detectors.
+    """
     rows: list[Row] = []
     source = vis.extras["source_indices"].tolist()
     for i, unit in enumerate(vis.units):
-        score = s.scorer(unit_index=i)
+        score = occlusion_scorer(s, i)
         for idx in vis.extras["unit_images"][i].tolist():  # only the images that excite this unit
             m = vis.extras["maps"][source.index(idx), i]
-            image = s.data.images[idx]
+            image = s.normalize(s.data.images[idx:idx + 1].to(s.device))[0].cpu()
             found: dict[str, float] = {}
             if s.wants("deletion_auc"):
                 found["deletion_auc"] = occlusion.deletion_auc(score, image, m, steps=s.auc_steps)
@@ -224,7 +259,7 @@ def occlusion_rows(s: Scoring, vis: Visualization) -> list[Row]:
                 found["insertion_auc"] = occlusion.insertion_auc(score, image, m, steps=s.auc_steps)
             if s.data.masks is not None:
                 if s.wants("pointing_game"):
-                    found["pointing_game"] = occlusion.pointing_game(m, s.data.masks[idx])
+                    found["pointing_game"] = occlusion.pointing_game(m, s.data.masks[idx], tolerance=s.params.get("stride", 0))
                 if s.wants("mask_energy"):
                     found["mask_energy"] = occlusion.mask_energy(m, s.data.masks[idx])
             if s.wants("sparseness"):
