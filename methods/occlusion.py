@@ -67,7 +67,8 @@ def visualize(
         images=heatmaps(images, maps),
         units=tuple(target.units),
         values={"mean_drop": maps.mean(dim=(0, 2, 3))},
-        extras={"maps": maps, "perturbations": n * int(keep.sum()), "windows": (rows, cols)},
+        extras={"maps": maps, "perturbations": n * int(keep.sum()), "windows": (rows, cols),
+                "evaluated": keep.clone()},
     )
 
 
@@ -106,22 +107,25 @@ def window_starts(size: int, window: int, stride: int, device: torch.device | No
 
 def spread(drops: Tensor, window: int, stride: int, h: int, w: int) -> Tensor:
     """Per-pixel mean of the drops [N, U, rows, cols] of the windows covering each pixel: [N, U, H, W]."""
-    n, u, nr, nc = drops.shape
-    ones = drops.new_ones(1, 1, window, window)
-    total = F.conv_transpose2d(drops.reshape(n * u, 1, nr, nc), ones, stride=stride)[..., :h, :w]
-    count = F.conv_transpose2d(drops.new_ones(1, 1, nr, nc), ones, stride=stride)[..., :h, :w]
-    return (total / count).reshape(n, u, h, w)
+    rows = _coverage(drops.shape[-2], window, stride, h, drops)  # [rows, H]: window i covers pixel row y
+    cols = _coverage(drops.shape[-1], window, stride, w, drops)
+    total = rows.T @ drops @ cols  # sum over windows of drop * box, separably
+    return total / (rows.sum(0)[:, None] * cols.sum(0)[None, :])
+
+
+def _coverage(count: int, window: int, stride: int, size: int, like: Tensor) -> Tensor:
+    """[count, size] float: 1 where window i (starting at i * stride) covers the pixel."""
+    starts = torch.arange(count, device=like.device)[:, None] * stride
+    pixels = torch.arange(size, device=like.device)[None, :]
+    return ((pixels >= starts) & (pixels < starts + window)).to(like.dtype)
 
 
 def occlude(images: Tensor, base: Tensor | float, which: Tensor, top: Tensor, left: Tensor, window: int) -> Tensor:
     """Copies of images[which] with the window at (top, left) replaced by the baseline: [B, 3, H, W]."""
-    h, w = images.shape[-2:]
-    ys, xs = torch.arange(h, device=images.device), torch.arange(w, device=images.device)
-    in_rows = (ys >= top[:, None]) & (ys < top[:, None] + window)
-    in_cols = (xs >= left[:, None]) & (xs < left[:, None] + window)
-    mask = in_rows[:, None, :, None] & in_cols[:, None, None, :]
-    fill = base[which] if isinstance(base, Tensor) else torch.tensor(base, device=images.device, dtype=images.dtype)
-    return torch.where(mask, fill, images[which])
+    out = images[which]
+    for k, (n, t, l) in enumerate(zip(which.tolist(), top.tolist(), left.tolist())):
+        out[k, :, t:t + window, l:l + window] = base[n, :, t:t + window, l:l + window] if isinstance(base, Tensor) else base
+    return out
 
 
 def heatmaps(images: Tensor, maps: Tensor) -> Tensor:
