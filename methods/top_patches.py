@@ -159,15 +159,14 @@ def _crop(image: Tensor, clipped: list[int], full: list[int], side: int) -> Tens
 
 def _context(sources: Tensor, boxes: Tensor) -> Tensor:
     """The source images [K, 3, H, W] with each winner's (clipped) receptive-field box outlined in grey."""
-    h, w = sources.shape[-2:]
-    th = max(1, round(max(h, w) / 100))
-    b = boxes.to(sources.device)
-    ys = torch.arange(h, device=sources.device).view(1, h, 1)
-    xs = torch.arange(w, device=sources.device).view(1, 1, w)
-    t, l, bo, r = (b[:, i].view(-1, 1, 1) for i in range(4))
-    inside = (ys >= t) & (ys < bo) & (xs >= l) & (xs < r)
-    core = (ys >= t + th) & (ys < bo - th) & (xs >= l + th) & (xs < r - th)
-    return torch.where((inside & ~core)[:, None], torch.tensor(GREY, device=sources.device), sources)
+    out = sources.clone()
+    th = max(1, round(max(sources.shape[-2:]) / 100))
+    for img, (t, l, b, r) in zip(out, boxes.tolist()):
+        img[:, t:t + th, l:r] = GREY
+        img[:, b - th:b, l:r] = GREY
+        img[:, t:b, l:l + th] = GREY
+        img[:, t:b, r - th:r] = GREY
+    return out
 
 
 def _check_layer(acts: Tensor, target: Target) -> None:
