@@ -60,7 +60,7 @@ def visualize(
         ])
         keep = torch.ones(len(rows), len(cols), dtype=torch.bool, device=device)
         if skip_outside_rf and target.kind == "neuron":
-            keep = _windows_in_field(model, target, acts.shape[-2:], (h, w), rows, cols, window)
+            keep = _windows_in_field(model, target, acts.shape[-2:], (h, w), rows, cols, window, images.shape[1])
         drops = _drops(net, images, base, orig, keep, rows, cols, window, target, reduce, output, batch_size, progress)
     maps = spread(drops.clone(), window, stride, h, w)  # clone: a normal tensor, not an inference tensor
     return Visualization(
@@ -164,11 +164,12 @@ def _drops(
 
 
 def _windows_in_field(
-    model: nn.Module, target: Target, map_hw: tuple[int, int], image_hw: tuple[int, int], rows: Tensor, cols: Tensor, window: int
+    model: nn.Module, target: Target, map_hw: tuple[int, int], image_hw: tuple[int, int], rows: Tensor, cols: Tensor,
+    window: int, in_channels: int,
 ) -> Tensor:
     """Bool [rows, cols]: windows that overlap the neuron's receptive field (all, if it cannot be computed)."""
     try:
-        rf = receptive_field(model, target.layer, image_hw)
+        rf = receptive_field(model, target.layer, image_hw, in_channels=in_channels)
     except ValueError:
         return torch.ones(len(rows), len(cols), dtype=torch.bool, device=rows.device)
     r, c = target.position if target.position is not None else (map_hw[0] // 2, map_hw[1] // 2)
@@ -183,6 +184,15 @@ def _check_units(acts: Tensor, target: Target) -> None:
     check_units(target.units, acts.shape[1], target.layer or "<logits>")
     if target.kind in ("channel", "neuron") and acts.dim() != 4:
         raise ValueError(f"{target.kind} targets need a [N, C, H, W] layer; {target.layer!r} gives {tuple(acts.shape)}")
+    check_position(target, acts)
+
+
+def check_position(target: Target, acts: Tensor) -> None:
+    """Raise one line if a neuron target's position lies outside the layer's map."""
+    if target.kind == "neuron" and target.position is not None:
+        (r, c), (h, w) = target.position, acts.shape[-2:]
+        if not (0 <= r < h and 0 <= c < w):
+            raise ValueError(f"target.position={tuple(target.position)} is outside layer {target.layer!r}'s {h}x{w} map")
 
 
 def _check(

@@ -58,7 +58,7 @@ def box(rf: ReceptiveField, row: int, col: int, input_size: int | tuple[int, int
 
 
 def receptive_field(
-    model: nn.Module, layer: str, input_size: int | tuple[int, int], ignore_global: bool = False
+    model: nn.Module, layer: str, input_size: int | tuple[int, int], ignore_global: bool = False, in_channels: int = 3
 ) -> ReceptiveField:
     """Receptive field of `layer`'s output positions for `input_size` inputs, from the traced module graph.
 
@@ -69,20 +69,22 @@ def receptive_field(
     """
     if not layer:
         raise ValueError("layer='' is the model output (logits), which has no spatial receptive field; name a conv layer")
-    key = (layer, _pair(input_size), ignore_global)
+    key = (layer, _pair(input_size), ignore_global, in_channels)
     cached = _CACHE.setdefault(model, {})
     if key not in cached:
-        cached[key] = _compute(model, layer, _pair(input_size), ignore_global)
+        cached[key] = _compute(model, layer, (in_channels, *_pair(input_size)), ignore_global)
     return cached[key]
 
 
-def _compute(model: nn.Module, layer: str, hw: tuple[int, int], ignore_global: bool) -> ReceptiveField:
+def _compute(model: nn.Module, layer: str, chw: tuple[int, int, int], ignore_global: bool) -> ReceptiveField:
     """Trace, propagate shapes with fake tensors, then fields node by node up to the layer."""
     gm, node = _trace_to(model, layer)
-    h, w = hw
     device = next(iter(model.parameters()), torch.zeros(())).device
-    with torch.no_grad():  # fake tensors: shapes only, no arithmetic
-        ShapeProp(gm, fake_mode=FakeTensorMode(allow_non_fake_inputs=True)).propagate(torch.zeros(1, 3, h, w, device=device))
+    try:
+        with torch.no_grad():  # fake tensors: shapes only, no arithmetic
+            ShapeProp(gm, fake_mode=FakeTensorMode(allow_non_fake_inputs=True)).propagate(torch.zeros(1, *chw, device=device))
+    except Exception as err:  # noqa: BLE001 - the model cannot take this input; say so in one line
+        raise ValueError(f"{type(model).__name__} cannot run up to {layer!r} on a {list(chw)} input: {str(err).splitlines()[0]}") from err
     states: dict[fx.Node, State] = {}
     for n in gm.graph.nodes:
         states[n] = _state(gm, n, states, ignore_global)
