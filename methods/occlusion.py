@@ -44,6 +44,10 @@ def visualize(
         output: class targets: "logit" or "prob" (softmax).
         skip_outside_rf: neuron targets: do not evaluate windows outside the unit's receptive field (their drop
             is exactly zero).
+
+    Returns images = heatmaps [U*N, 3, H, W] (unit-major), values["mean_drop"] [U], extras["maps"] [N, U, H, W]
+    (raw drops), "perturbations" (occluded images evaluated), "windows" (row and column starts), "evaluated"
+    ([rows, cols] bool: windows evaluated).
     """
     _check(images, target, window, stride, fill, batch_size, reduce, output)
     device = next(model.parameters()).device
@@ -53,11 +57,10 @@ def visualize(
     base = baseline(images, fill, window)
     rows, cols = window_starts(h, window, stride, device), window_starts(w, window, stride, device)
     with torch.inference_mode():
-        acts = net(images[:batch_size])
+        first, *rest = images.split(batch_size)
+        acts = net(first)
         _check_units(acts, target)
-        orig = torch.cat([score(acts, target, reduce, output)] + [
-            score(net(x), target, reduce, output) for x in images[batch_size:].split(batch_size)
-        ])
+        orig = torch.cat([score(a, target, reduce, output) for a in [acts, *map(net, rest)]])
         keep = torch.ones(len(rows), len(cols), dtype=torch.bool, device=device)
         if skip_outside_rf and target.kind == "neuron":
             keep = _windows_in_field(model, target, acts.shape[-2:], (h, w), rows, cols, window, images.shape[1])
