@@ -38,6 +38,12 @@ def visualize(
             `per_image` per image (None = no limit). Neuron targets compete at their one position.
         batch_size: batch size for a tensor of images (an iterable's own batches are used as they come).
         crop_size: side of the returned crops; None = the receptive field, at most the image side.
+
+    Returns images = crops [U*k, 3, s, s] (unit-major, grey where the field leaves the image), values
+    ["topk_mean_activation"] [U], extras "boxes" / "boxes_unclipped" [U, k, 4] (top, left, bottom, right; bottom
+    and right exclusive), "indices" [U, k] (source image), "activations" [U, k], "positions" [U, k, 2] (map row,
+    col), "rf", "rf_ignores_global", "context" [U*k, 3, H, W], "images_processed", "layer". Fewer than k winners
+    when there are fewer candidates.
     """
     _check(target, k, per_image, batch_size, mode)
     device = next(model.parameters()).device
