@@ -44,6 +44,10 @@ def visualize(
         output: class targets: "logit" or "prob" (softmax).
         skip_outside_rf: neuron targets: do not evaluate windows outside the unit's receptive field (their drop
             is exactly zero).
+
+    Returns images = heatmaps [U*N, 3, H, W] (unit-major), values["mean_drop"] [U], extras["maps"] [N, U, H, W]
+    (raw drops), "perturbations" (occluded images evaluated), "windows" (row and column starts), "evaluated"
+    ([rows, cols] bool: windows evaluated).
     """
     _check(images, target, window, stride, fill, batch_size, reduce, output)
     device = next(model.parameters()).device
@@ -53,21 +57,21 @@ def visualize(
     base = baseline(images, fill, window)
     rows, cols = window_starts(h, window, stride, device), window_starts(w, window, stride, device)
     with torch.inference_mode():
-        acts = net(images[:batch_size])
+        first, *rest = images.split(batch_size)
+        acts = net(first)
         _check_units(acts, target)
-        orig = torch.cat([score(acts, target, reduce, output)] + [
-            score(net(x), target, reduce, output) for x in images[batch_size:].split(batch_size)
-        ])
+        orig = torch.cat([score(a, target, reduce, output) for a in [acts, *map(net, rest)]])
         keep = torch.ones(len(rows), len(cols), dtype=torch.bool, device=device)
         if skip_outside_rf and target.kind == "neuron":
-            keep = _windows_in_field(model, target, acts.shape[-2:], (h, w), rows, cols, window)
+            keep = _windows_in_field(model, target, acts.shape[-2:], (h, w), rows, cols, window, images.shape[1])
         drops = _drops(net, images, base, orig, keep, rows, cols, window, target, reduce, output, batch_size, progress)
     maps = spread(drops.clone(), window, stride, h, w)  # clone: a normal tensor, not an inference tensor
     return Visualization(
         images=heatmaps(images, maps),
         units=tuple(target.units),
         values={"mean_drop": maps.mean(dim=(0, 2, 3))},
-        extras={"maps": maps, "perturbations": n * int(keep.sum()), "windows": (rows, cols)},
+        extras={"maps": maps, "perturbations": n * int(keep.sum()), "windows": (rows, cols),
+                "evaluated": keep.clone()},
     )
 
 
@@ -106,22 +110,25 @@ def window_starts(size: int, window: int, stride: int, device: torch.device | No
 
 def spread(drops: Tensor, window: int, stride: int, h: int, w: int) -> Tensor:
     """Per-pixel mean of the drops [N, U, rows, cols] of the windows covering each pixel: [N, U, H, W]."""
-    n, u, nr, nc = drops.shape
-    ones = drops.new_ones(1, 1, window, window)
-    total = F.conv_transpose2d(drops.reshape(n * u, 1, nr, nc), ones, stride=stride)[..., :h, :w]
-    count = F.conv_transpose2d(drops.new_ones(1, 1, nr, nc), ones, stride=stride)[..., :h, :w]
-    return (total / count).reshape(n, u, h, w)
+    rows = _coverage(drops.shape[-2], window, stride, h, drops)  # [rows, H]: window i covers pixel row y
+    cols = _coverage(drops.shape[-1], window, stride, w, drops)
+    total = rows.T @ drops @ cols  # sum over windows of drop * box, separably
+    return total / (rows.sum(0)[:, None] * cols.sum(0)[None, :])
+
+
+def _coverage(count: int, window: int, stride: int, size: int, like: Tensor) -> Tensor:
+    """[count, size] float: 1 where window i (starting at i * stride) covers the pixel."""
+    starts = torch.arange(count, device=like.device)[:, None] * stride
+    pixels = torch.arange(size, device=like.device)[None, :]
+    return ((pixels >= starts) & (pixels < starts + window)).to(like.dtype)
 
 
 def occlude(images: Tensor, base: Tensor | float, which: Tensor, top: Tensor, left: Tensor, window: int) -> Tensor:
     """Copies of images[which] with the window at (top, left) replaced by the baseline: [B, 3, H, W]."""
-    h, w = images.shape[-2:]
-    ys, xs = torch.arange(h, device=images.device), torch.arange(w, device=images.device)
-    in_rows = (ys >= top[:, None]) & (ys < top[:, None] + window)
-    in_cols = (xs >= left[:, None]) & (xs < left[:, None] + window)
-    mask = in_rows[:, None, :, None] & in_cols[:, None, None, :]
-    fill = base[which] if isinstance(base, Tensor) else torch.tensor(base, device=images.device, dtype=images.dtype)
-    return torch.where(mask, fill, images[which])
+    out = images[which]
+    for k, (n, t, l) in enumerate(zip(which.tolist(), top.tolist(), left.tolist())):
+        out[k, :, t:t + window, l:l + window] = base[n, :, t:t + window, l:l + window] if isinstance(base, Tensor) else base
+    return out
 
 
 def heatmaps(images: Tensor, maps: Tensor) -> Tensor:
@@ -160,11 +167,12 @@ def _drops(
 
 
 def _windows_in_field(
-    model: nn.Module, target: Target, map_hw: tuple[int, int], image_hw: tuple[int, int], rows: Tensor, cols: Tensor, window: int
+    model: nn.Module, target: Target, map_hw: tuple[int, int], image_hw: tuple[int, int], rows: Tensor, cols: Tensor,
+    window: int, in_channels: int,
 ) -> Tensor:
     """Bool [rows, cols]: windows that overlap the neuron's receptive field (all, if it cannot be computed)."""
     try:
-        rf = receptive_field(model, target.layer, image_hw)
+        rf = receptive_field(model, target.layer, image_hw, in_channels=in_channels)
     except ValueError:
         return torch.ones(len(rows), len(cols), dtype=torch.bool, device=rows.device)
     r, c = target.position if target.position is not None else (map_hw[0] // 2, map_hw[1] // 2)
@@ -179,6 +187,15 @@ def _check_units(acts: Tensor, target: Target) -> None:
     check_units(target.units, acts.shape[1], target.layer or "<logits>")
     if target.kind in ("channel", "neuron") and acts.dim() != 4:
         raise ValueError(f"{target.kind} targets need a [N, C, H, W] layer; {target.layer!r} gives {tuple(acts.shape)}")
+    check_position(target, acts)
+
+
+def check_position(target: Target, acts: Tensor) -> None:
+    """Raise one line if a neuron target's position lies outside the layer's map."""
+    if target.kind == "neuron" and target.position is not None:
+        (r, c), (h, w) = target.position, acts.shape[-2:]
+        if not (0 <= r < h and 0 <= c < w):
+            raise ValueError(f"target.position={tuple(target.position)} is outside layer {target.layer!r}'s {h}x{w} map")
 
 
 def _check(

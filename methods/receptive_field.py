@@ -6,11 +6,13 @@ pointwise ops keep it, and ops with several spatial inputs (residual add, concat
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 from torchvision.models.feature_extraction import NodePathTracer
 
@@ -26,6 +28,8 @@ _MIXING_OPS = {  # shape-preserving ops that mix spatial positions in ways this 
     "transpose", "cumsum", "softmax", "log_softmax",
 }
 _GLOBAL_OPS = {"group_norm", "layer_norm", "instance_norm"}
+# model -> {(layer, (h, w), ignore_global): field}; geometry is fixed once a model is built (weights do not matter)
+_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -54,21 +58,33 @@ def box(rf: ReceptiveField, row: int, col: int, input_size: int | tuple[int, int
 
 
 def receptive_field(
-    model: nn.Module, layer: str, input_size: int | tuple[int, int], ignore_global: bool = False
+    model: nn.Module, layer: str, input_size: int | tuple[int, int], ignore_global: bool = False, in_channels: int = 3
 ) -> ReceptiveField:
     """Receptive field of `layer`'s output positions for `input_size` inputs, from the traced module graph.
 
     With `ignore_global`, branches that pool over the whole map (adaptive pooling to a smaller size,
     squeeze-excitation, GroupNorm/LayerNorm/InstanceNorm) are left out, as receptive-field tables usually do;
     without it such layers raise ValueError, since their true receptive field is the whole image.
+    Results are cached per model object (the geometry does not depend on the weights).
     """
     if not layer:
         raise ValueError("layer='' is the model output (logits), which has no spatial receptive field; name a conv layer")
+    key = (layer, _pair(input_size), ignore_global, in_channels)
+    cached = _CACHE.setdefault(model, {})
+    if key not in cached:
+        cached[key] = _compute(model, layer, (in_channels, *_pair(input_size)), ignore_global)
+    return cached[key]
+
+
+def _compute(model: nn.Module, layer: str, chw: tuple[int, int, int], ignore_global: bool) -> ReceptiveField:
+    """Trace, propagate shapes with fake tensors, then fields node by node up to the layer."""
     gm, node = _trace_to(model, layer)
-    h, w = _pair(input_size)
     device = next(iter(model.parameters()), torch.zeros(())).device
-    with torch.no_grad():
-        ShapeProp(gm).propagate(torch.zeros(1, 3, h, w, device=device))
+    try:
+        with torch.no_grad():  # fake tensors: shapes only, no arithmetic
+            ShapeProp(gm, fake_mode=FakeTensorMode(allow_non_fake_inputs=True)).propagate(torch.zeros(1, *chw, device=device))
+    except Exception as err:  # noqa: BLE001 - the model cannot take this input; say so in one line
+        raise ValueError(f"{type(model).__name__} cannot run up to {layer!r} on a {list(chw)} input: {str(err).splitlines()[0]}") from err
     states: dict[fx.Node, State] = {}
     for n in gm.graph.nodes:
         states[n] = _state(gm, n, states, ignore_global)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.base import Target, Visualization, check_units, truncate
+from methods.occlusion import check_position
 from methods.receptive_field import ReceptiveField, receptive_field
 
 MODES = ("max", "location")
@@ -37,19 +38,25 @@ def visualize(
             `per_image` per image (None = no limit). Neuron targets compete at their one position.
         batch_size: batch size for a tensor of images (an iterable's own batches are used as they come).
         crop_size: side of the returned crops; None = the receptive field, at most the image side.
+
+    Returns images = crops [U*k, 3, s, s] (unit-major, grey where the field leaves the image), values
+    ["topk_mean_activation"] [U], extras "boxes" / "boxes_unclipped" [U, k, 4] (top, left, bottom, right; bottom
+    and right exclusive), "indices" [U, k] (source image), "activations" [U, k], "positions" [U, k, 2] (map row,
+    col), "rf", "rf_ignores_global", "context" [U*k, 3, H, W], "images_processed", "layer". Fewer than k winners
+    when there are fewer candidates.
     """
     _check(target, k, per_image, batch_size, mode)
     device = next(model.parameters()).device
     net = truncate(model, target.layer, normalize)
     units = torch.tensor(target.units, device=device)
     kept: dict[int, Tensor] | None = None if isinstance(images, Tensor) else {}
-    top, seen, map_hw, image_hw = None, 0, None, None
+    top, seen, map_hw, image_chw = None, 0, None, None
     with torch.inference_mode():
         for batch in _batches(images, batch_size, progress):
             acts = net(batch.to(device))
             if top is None:
                 _check_layer(acts, target)
-                map_hw, image_hw = tuple(acts.shape[-2:]), tuple(batch.shape[-2:])
+                map_hw, image_chw = tuple(acts.shape[-2:]), tuple(batch.shape[1:])
             cand = _candidates(acts[:, units], target, mode, per_image, seen)
             top = _merge(top, cand, k)
             if kept is not None:
@@ -57,7 +64,7 @@ def visualize(
             seen += len(batch)
     if top is None:
         raise ValueError("images is empty: no batches to rank")
-    return _result(model, target, images, kept, top, map_hw, image_hw, seen, crop_size)
+    return _result(model, target, images, kept, top, map_hw, image_chw, seen, crop_size)
 
 
 def _batches(images: Tensor | Iterable[Tensor], batch_size: int, progress: bool) -> Iterable[Tensor]:
@@ -108,16 +115,16 @@ def _keep(kept: dict[int, Tensor], winners: Tensor, batch: Tensor, offset: int) 
 
 def _result(
     model: nn.Module, target: Target, images: Tensor | Iterable[Tensor], kept: dict[int, Tensor] | None, top: Winners,
-    map_hw: tuple[int, int], image_hw: tuple[int, int], seen: int, crop_size: int | None,
+    map_hw: tuple[int, int], image_chw: tuple[int, int, int], seen: int, crop_size: int | None,
 ) -> Visualization:
     """Boxes, crops and context pictures of the winners."""
     vals, idx, pos = (t.clone() for t in top)  # clone: normal tensors, not inference tensors
     u, k = vals.shape
-    rf, ignored = _field(model, target.layer, image_hw)
+    channels, h, w = image_chw
+    rf, ignored = _field(model, target.layer, (h, w), channels)
     rows, cols = pos // map_hw[1], pos % map_hw[1]
     full = torch.stack([rf.offset + rows * rf.stride, rf.offset + cols * rf.stride], -1)
     full = torch.cat([full, full + rf.size], -1)  # [U, k, 4] top, left, bottom, right (exclusive)
-    h, w = image_hw
     clipped = torch.stack([full[..., 0].clamp(min=0), full[..., 1].clamp(min=0), full[..., 2].clamp(max=h), full[..., 3].clamp(max=w)], -1)
     flat_idx = idx.flatten().cpu()
     sources = images[flat_idx] if kept is None else torch.stack([kept[i] for i in flat_idx.tolist()])
@@ -138,13 +145,13 @@ def _result(
     )
 
 
-def _field(model: nn.Module, layer: str, image_hw: tuple[int, int]) -> tuple[ReceptiveField, bool]:
+def _field(model: nn.Module, layer: str, image_hw: tuple[int, int], channels: int) -> tuple[ReceptiveField, bool]:
     """The layer's receptive field; where global branches (e.g. squeeze-excitation) make it the whole image,
     the local one without them, flagged True."""
     try:
-        return receptive_field(model, layer, image_hw), False
+        return receptive_field(model, layer, image_hw, in_channels=channels), False
     except ValueError:
-        return receptive_field(model, layer, image_hw, ignore_global=True), True
+        return receptive_field(model, layer, image_hw, ignore_global=True, in_channels=channels), True
 
 
 def _crop(image: Tensor, clipped: list[int], full: list[int], side: int) -> Tensor:
@@ -159,15 +166,14 @@ def _crop(image: Tensor, clipped: list[int], full: list[int], side: int) -> Tens
 
 def _context(sources: Tensor, boxes: Tensor) -> Tensor:
     """The source images [K, 3, H, W] with each winner's (clipped) receptive-field box outlined in grey."""
-    h, w = sources.shape[-2:]
-    th = max(1, round(max(h, w) / 100))
-    b = boxes.to(sources.device)
-    ys = torch.arange(h, device=sources.device).view(1, h, 1)
-    xs = torch.arange(w, device=sources.device).view(1, 1, w)
-    t, l, bo, r = (b[:, i].view(-1, 1, 1) for i in range(4))
-    inside = (ys >= t) & (ys < bo) & (xs >= l) & (xs < r)
-    core = (ys >= t + th) & (ys < bo - th) & (xs >= l + th) & (xs < r - th)
-    return torch.where((inside & ~core)[:, None], torch.tensor(GREY, device=sources.device), sources)
+    out = sources.clone()
+    th = max(1, round(max(sources.shape[-2:]) / 100))
+    for img, (t, l, b, r) in zip(out, boxes.tolist()):
+        img[:, t:t + th, l:r] = GREY
+        img[:, b - th:b, l:r] = GREY
+        img[:, t:b, l:l + th] = GREY
+        img[:, t:b, r - th:r] = GREY
+    return out
 
 
 def _check_layer(acts: Tensor, target: Target) -> None:
@@ -175,6 +181,7 @@ def _check_layer(acts: Tensor, target: Target) -> None:
     if acts.dim() != 4:
         raise ValueError(f"top patches need a conv layer with [N, C, H, W] output; {target.layer or '<logits>'!r} gives {tuple(acts.shape)}")
     check_units(target.units, acts.shape[1], target.layer)
+    check_position(target, acts)
 
 
 def _check(target: Target, k: int, per_image: int | None, batch_size: int, mode: str) -> None:

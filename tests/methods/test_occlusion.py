@@ -54,7 +54,7 @@ def _assert_matches(maps: Tensor, ref: Tensor) -> None:
     (Target("conv2", (1, 6), "channel"), dict(fill="blur", window=6, stride=4, reduce="max")),
     (Target("conv2", (2,), "channel"), dict(fill="zero", window=3, stride=3)),
     (Target("relu2", (0, 7), "neuron"), dict(fill=0.2, window=5, stride=3)),
-    (Target("conv2", (5,), "neuron", position=(1, 4)), dict(fill="grey", window=4, stride=1)),
+    (Target("conv2", (5,), "neuron", position=(1, 4)), dict(fill="grey", window=4, stride=2)),
 ])
 def test_matches_captum_on_small_net(target: Target, kw: dict) -> None:
     torch.manual_seed(1)
@@ -72,8 +72,8 @@ def test_matches_captum_on_resnet18(target: Target) -> None:
     model = torchvision.models.resnet18(weights=None).eval()
     images = torch.rand(2, 3, 64, 64)
     norm = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    vis = occlusion.visualize(model, images, target, normalize=norm, window=20, stride=13, batch_size=32)
-    ref = captum_occlusion(model, images, target, 20, 13, "grey", perturbations_per_eval=16, normalize=norm)
+    vis = occlusion.visualize(model, images, target, normalize=norm, window=24, stride=20, batch_size=32)
+    ref = captum_occlusion(model, images, target, 24, 20, "grey", perturbations_per_eval=16, normalize=norm)
     _assert_matches(vis.extras["maps"], ref)
 
 
@@ -105,13 +105,16 @@ def test_heatmaps_are_unit_major_red_for_drops() -> None:
     torch.testing.assert_close(vis.images[:, :, 0, 9], torch.full((4, 3), 0.9))  # untouched pixels: the photo
 
 
-@pytest.mark.parametrize("model_fn,layer,size", [(small_net, "conv2", 24), (lambda: torchvision.models.resnet18(weights=None).eval(), "layer1.0", 64)])
-def test_skipping_outside_receptive_field_changes_nothing(model_fn, layer: str, size: int) -> None:
+@pytest.mark.parametrize("model_fn,layer,n,size,window,stride", [
+    (small_net, "conv2", 2, 24, 6, 3),
+    (lambda: torchvision.models.resnet18(weights=None).eval(), "layer1.0", 1, 64, 8, 6),
+])
+def test_skipping_outside_receptive_field_changes_nothing(model_fn, layer: str, n: int, size: int, window: int, stride: int) -> None:
     torch.manual_seed(2)
-    model, images = model_fn(), torch.rand(2, 3, size, size)
+    model, images = model_fn(), torch.rand(n, 3, size, size)
     target = Target(layer, (0, 2), "neuron", position=(2, 3))
-    skip = occlusion.visualize(model, images, target, window=6, stride=3)
-    full = occlusion.visualize(model, images, target, window=6, stride=3, skip_outside_rf=False)
+    skip = occlusion.visualize(model, images, target, window=window, stride=stride)
+    full = occlusion.visualize(model, images, target, window=window, stride=stride, skip_outside_rf=False)
     torch.testing.assert_close(skip.extras["maps"], full.extras["maps"], atol=1e-6, rtol=0)
     assert skip.extras["perturbations"] < full.extras["perturbations"]
     assert full.extras["maps"].abs().max() > 1e-3
@@ -134,6 +137,7 @@ def test_progress_and_batch_size_do_not_change_maps() -> None:
     (Target("conv2", (0,), "channel"), dict(output="prob"), "prob"),
     (Target("conv2", (0,), "class"), {}, "class targets"),
     (Target("", (0,), "class"), dict(reduce="median"), "reduce"),
+    (Target("conv2", (0,), "neuron", position=(3, 8)), {}, "outside layer 'conv2'"),
 ])
 def test_bad_arguments_raise_one_line(target: Target, kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):

@@ -174,3 +174,10 @@ def test_bad_layer_names() -> None:
         receptive_field(Plain(), "conv9", 32)
     with pytest.raises(ValueError, match="logits"):
         receptive_field(Plain(), "", 32)
+
+
+def test_grey_inputs_and_wrong_channels() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.ReLU(), nn.Conv2d(2, 2, 3))
+    assert receptive_field(model, "2", 20, in_channels=1) == ReceptiveField(7, 2, 0)
+    with pytest.raises(ValueError, match="cannot run up to '2'"):
+        receptive_field(model, "2", 20)

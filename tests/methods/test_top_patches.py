@@ -151,6 +151,7 @@ def test_fewer_candidates_than_k_and_crop_size(data: Tensor) -> None:
     (Target("conv2", (9,)), {}, "unit index 9"),
     (Target("fc", (0,)), {}, "conv layer"),
     (Target("conv2", (0,)), dict(k=0), "k=0"),
+    (Target("conv2", (0,), "neuron", position=(8, 0)), {}, "position"),
 ])
 def test_bad_arguments_raise_one_line(data: Tensor, target: Target, kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
