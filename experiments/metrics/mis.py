@@ -38,7 +38,8 @@ def default_embed(images: ArrayLike) -> np.ndarray:
     """Model-independent embedding [N, D] of images [N, 3, H, W] in [0, 1]: HOG + HSV colour histograms.
 
     Each image is resized to 64x64; HOG of its gray version (8x8-pixel cells, 2x2 blocks, 9 orientations)
-    and per-channel HSV histograms (12 bins each, normalized to sum 1) are each scaled to unit norm and
+    and per-channel HSV histograms (12 bins each, divided by the pixel count; each pixel's hue counts with
+    its saturation, since the hue of a near-grey pixel is noise) are each scaled to unit norm and
     concatenated, so shape and colour weigh equally.
     """
     x = as_numpy(images)
@@ -49,7 +50,9 @@ def default_embed(images: ArrayLike) -> np.ndarray:
         img = resize(img, (EMBED_SIZE, EMBED_SIZE), anti_aliasing=True)
         shape.append(hog(rgb2gray(img), orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2)))
         hsv = rgb2hsv(img).reshape(-1, 3)
-        colour.append(np.concatenate([np.histogram(hsv[:, c], HIST_BINS, (0, 1))[0] / len(hsv) for c in range(3)]))
+        weights = (hsv[:, 1], None, None)
+        colour.append(np.concatenate([np.histogram(hsv[:, c], HIST_BINS, (0, 1), weights=weights[c])[0] / len(hsv)
+                                      for c in range(3)]))
     return np.hstack([_unit_norm(np.array(shape)), _unit_norm(np.array(colour))])
 
 

@@ -86,3 +86,13 @@ def test_rf_crops_cut_the_field_and_pad_grey_outside():
     assert mis.rf_crops(images, torch.tensor([[1, 2], [0, 0]]), rf, side=8).shape == (2, 3, 8, 8)
     with pytest.raises(ValueError, match="positions"):
         mis.rf_crops(images, torch.tensor([1, 2]), rf)
+
+
+def test_hue_of_grey_pixels_does_not_count():
+    grey = torch.full((1, 3, 16, 16), 0.5)
+    tinted = grey.clone()
+    tinted[:, 0] += 0.01  # barely reddish and barely bluish greys: opposite hues, both near saturation 0
+    bluish = grey.clone()
+    bluish[:, 2] += 0.01
+    a, b = mis.default_embed(tinted), mis.default_embed(bluish)
+    assert np.allclose(a, b, atol=0.05)  # unweighted, their hue histograms fill different bins
