@@ -15,6 +15,7 @@ from experiments.data.spec import DataSpec
 from experiments.metrics import activation, ground_truth, images, mis, occlusion, raw_weights, sanity, top_patches
 from experiments.zoo.spec import ModelSpec
 from methods.base import Normalize, Target, Visualization, read_out, truncate
+from methods.receptive_field import ReceptiveField, receptive_field
 
 Row = dict[str, Any]
 
@@ -182,7 +183,7 @@ def gradient_ascent_rows(s: Scoring, vis: Visualization) -> list[Row]:
                       for i, imgs in enumerate(per_unit)]
         rows += rows_for(vis, "exemplar_similarity", values)
     if s.wants("mis_proxy"):
-        rows += rows_for(vis, "mis_proxy", [mis_for(s, i, imgs, exclude=()) for i, imgs in enumerate(per_unit)])
+        rows += mis_rows(s, vis, per_unit, [[] for _ in per_unit], crop=True)
     return rows
 
 
@@ -194,11 +195,74 @@ def below_target(s: Scoring) -> Callable[[Tensor], Tensor]:
         return s.normalize
 
 
-def mis_for(s: Scoring, i: int, explanation: Tensor, exclude: Iterable[int]) -> float:
-    """mis_proxy of one unit's explanation against held-out strong/weak natural queries."""
-    strong, weak = mis.pick_queries(s.natural[:, i], s.mis_tasks, exclude=np.asarray(list(exclude), dtype=int),
-                                    seed=s.opts.seed)
-    return mis.mis_proxy(explanation, s.data.images[strong], s.data.images[weak])
+MIS_BATCH = 128
+
+
+def unit_peaks(s: Scoring, images: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Each target unit's peak on each image: scores [N, U] and layer-map positions [N, U, 2] (row, col).
+
+    Channel targets on a spatial map: the spatial max and where it is. Neuron targets: the value at the
+    target's position. Any other target (class, layer, direction kinds, or a layer without a spatial map):
+    the run's read-out and no positions (None).
+    """
+    trunc = truncate(s.spec.model, s.target.layer, s.normalize)
+    units = list(s.target.units)
+    values, positions = [], []
+    with torch.inference_mode():
+        for start in range(0, len(images), MIS_BATCH):
+            acts = trunc(images[start:start + MIS_BATCH].to(s.device))
+            if s.target.kind not in ("channel", "neuron") or acts.dim() != 4:
+                values.append(read_out(acts, s.target).float().cpu())
+                continue
+            maps = acts[:, units].flatten(2).float().cpu()  # [B, U, h * w]
+            h, w = acts.shape[-2:]
+            if s.target.kind == "neuron":
+                r, c = s.target.position if s.target.position is not None else (h // 2, w // 2)
+                flat = torch.full(maps.shape[:2], r * w + c)
+                values.append(maps[..., r * w + c])
+            else:
+                top, flat = maps.max(2)
+                values.append(top)
+            positions.append(torch.stack([flat // w, flat % w], -1))
+    return torch.cat(values), torch.cat(positions) if positions else None
+
+
+def mis_field(s: Scoring, size: tuple[int, int]) -> ReceptiveField:
+    """The target layer's receptive field for images of `size` (without global branches where they make it the whole image)."""
+    try:
+        return receptive_field(s.spec.model, s.target.layer, size)
+    except ValueError:
+        return receptive_field(s.spec.model, s.target.layer, size, ignore_global=True)
+
+
+def mis_rows(s: Scoring, vis: Visualization, explanations: list[Tensor], excludes: list[list[int]], crop: bool) -> list[Row]:
+    """mis_proxy of each unit's explanation, both explanation and queries shown as the unit sees them.
+
+    Queries: held-out data images (never those in the unit's `excludes`, its explanation's sources); strong
+    and weak ones are the top and bottom 10% by the unit's peak score (`unit_peaks`: spatial max for channels,
+    the target position for neurons), `s.mis_tasks` pairs drawn with the run's seed. Each query is cropped to
+    the receptive field around its own peak position (the strong query's strongest location, and the weak
+    query's strongest location too, so both are treated alike). With `crop`, each explanation image (e.g. a
+    gradient-ascent image) is cropped the same way around its own peak; without it the explanation is used
+    as given (top_patches' receptive-field crops). Targets without positions (class, layer, direction kinds)
+    compare whole images. A unit whose receptive field cannot be traced gets a failed row.
+    """
+    values, positions = unit_peaks(s, s.data.images)
+    try:
+        rf = mis_field(s, tuple(s.data.images.shape[-2:])) if positions is not None else None
+    except ValueError as err:
+        return [{"unit": u, "metric": "mis_proxy", "value": float("nan"), "status": f"failed: {err}"} for u in vis.units]
+    rows = []
+    for i, (unit, expl, exclude) in enumerate(zip(vis.units, explanations, excludes)):
+        strong, weak = mis.pick_queries(values[:, i], s.mis_tasks, exclude=np.asarray(exclude, dtype=int), seed=s.opts.seed)
+        queries = [s.data.images[strong], s.data.images[weak]]
+        if rf is not None:
+            queries = [mis.rf_crops(q, positions[idx, i], rf) for q, idx in zip(queries, (strong, weak))]
+            if crop:
+                own = unit_peaks(s, expl)[1][:, i]
+                expl = mis.rf_crops(expl, own, mis_field(s, tuple(expl.shape[-2:])))
+        rows.append({"unit": unit, "metric": "mis_proxy", "value": mis.mis_proxy(expl, *queries)})
+    return rows
 
 
 def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
@@ -220,9 +284,10 @@ def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
             t, l, b, r = vis.extras["boxes_unclipped"][i].unbind(-1)
             size = tuple(s.data.images.shape[-2:])
             rows.append({"unit": unit, "metric": "rf_coverage", "value": top_patches.rf_coverage(torch.stack([l, t, r, b], -1), size)})
-        if s.wants("mis_proxy"):
-            explanation = s.data.images[indices[i]]
-            rows.append({"unit": unit, "metric": "mis_proxy", "value": mis_for(s, i, explanation, exclude=indices[i].tolist())})
+    if s.wants("mis_proxy"):  # the receptive-field crops, unit-major, k per unit
+        k = len(vis.images) // len(vis.units)
+        rows += mis_rows(s, vis, [vis.images[i * k:(i + 1) * k] for i in range(len(vis.units))],
+                         [indices[i].tolist() for i in range(len(vis.units))], crop=False)
     return rows
 
 
