@@ -252,15 +252,15 @@ def mis_rows(s: Scoring, vis: Visualization, explanations: list[Tensor], exclude
         rf = mis_field(s, tuple(s.data.images.shape[-2:])) if positions is not None else None
     except ValueError as err:
         return [{"unit": u, "metric": "mis_proxy", "value": float("nan"), "status": f"failed: {err}"} for u in vis.units]
+    own_rf = mis_field(s, tuple(explanations[0].shape[-2:])) if rf is not None and crop else None
     rows = []
     for i, (unit, expl, exclude) in enumerate(zip(vis.units, explanations, excludes)):
         strong, weak = mis.pick_queries(values[:, i], s.mis_tasks, exclude=np.asarray(exclude, dtype=int), seed=s.opts.seed)
         queries = [s.data.images[strong], s.data.images[weak]]
         if rf is not None:
             queries = [mis.rf_crops(q, positions[idx, i], rf) for q, idx in zip(queries, (strong, weak))]
-            if crop:
-                own = unit_peaks(s, expl)[1][:, i]
-                expl = mis.rf_crops(expl, own, mis_field(s, tuple(expl.shape[-2:])))
+        if own_rf is not None:
+            expl = mis.rf_crops(expl, unit_peaks(s, expl)[1][:, i], own_rf)
         rows.append({"unit": unit, "metric": "mis_proxy", "value": mis.mis_proxy(expl, *queries)})
     return rows
 
