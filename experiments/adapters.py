@@ -71,13 +71,18 @@ def _fits(value: Any, expected: type) -> bool:
 
 
 def top_images(spec: ModelSpec, data: DataSpec, target: Target, n: int, batch_size: int = 64) -> torch.Tensor:
-    """Indices [U, n] of each unit's most activating images (class targets: highest logit)."""
+    """Indices [U, n] of each unit's most activating images: highest logit (class), own position (neuron), or
+    spatial max (channel: the image holding the strongest instance, as top_patches ranks them)."""
     device = next(spec.model.parameters()).device
     trunc = truncate(spec.model, target.layer, Normalize(spec.mean, spec.std).to(device))
     scores = []
     with torch.inference_mode():
         for start in range(0, len(data.images), batch_size):
-            scores.append(read_out(trunc(data.images[start:start + batch_size].to(device)), target).float().cpu())
+            acts = trunc(data.images[start:start + batch_size].to(device))
+            if target.kind == "channel" and acts.dim() == 4:
+                scores.append(acts[:, list(target.units)].flatten(2).amax(2).float().cpu())
+            else:
+                scores.append(read_out(acts, target).float().cpu())
     return torch.cat(scores).topk(min(n, len(data.images)), dim=0).indices.T
 
 
@@ -93,8 +98,10 @@ def call_method(name: str, spec: ModelSpec, data: DataSpec, target: Target, para
     if name == "gradient_ascent":
         return fn(model, target, input_size=spec.input_size, normalize=normalize, seed=opts.seed, amp=opts.amp,
                   channels_last=opts.channels_last, compile=opts.compile, progress=opts.progress, **params)
-    if name == "occlusion":
-        idx = top_images(spec, data, target, opts.n_images)
-        images = data.images[idx.flatten().unique()].to(device)
-        return fn(model, images, target, normalize=normalize, **params)
-    return fn(model, data.images, target, normalize=normalize, **params)
+    if name == "occlusion":  # each unit's most exciting images; every unit is mapped on their union
+        per_unit = top_images(spec, data, target, opts.n_images)
+        source = per_unit.flatten().unique()
+        vis = fn(model, data.images[source].to(device), target, normalize=normalize, progress=opts.progress, **params)
+        vis.extras.update(source_indices=source, unit_images=per_unit, images_processed=len(source))
+        return vis
+    return fn(model, data.images, target, normalize=normalize, progress=opts.progress, **params)

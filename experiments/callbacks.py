@@ -33,10 +33,11 @@ class AggregateSweep(Callback):
     """on_multirun_end: aggregate every run folder below hydra.sweep.dir (jobs' returns are not used)."""
 
     def __init__(self, rows: Sequence[str] = ("method", "preset"), cols: Sequence[str] = ("model",),
-                 metrics: Sequence[str] | None = None, report: bool = True) -> None:
+                 metrics: Sequence[str] | None = None, report: bool = True, show: Sequence[str] = ()) -> None:
         self.rows, self.cols = list(rows), list(cols)
         self.metrics = list(metrics) if metrics else None
         self.report = report
+        self.show = list(show)  # metrics printed to the terminal at the end (all of them go to summary.md)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Write the sweep's tables; a failure is logged, not raised, since the runs themselves are done."""
@@ -44,5 +45,9 @@ class AggregateSweep(Callback):
         try:
             for path in aggregate(sweep_dir, self.rows, self.cols, self.metrics, self.report):
                 log.info("wrote %s", path)
+            df = load_results([sweep_dir])
+            shown = [m for m in self.show if m in set(df["metric"])] or None
+            print(format_table(summarize(df, self.rows, self.cols, shown), "markdown"))
+            print(f"sweep folder: {sweep_dir}  (all metrics: summary.md, pictures: report.html)")
         except ValueError as e:
             log.error("sweep aggregation failed for %s: %s", sweep_dir, e)

@@ -41,7 +41,7 @@ class MethodConf:
     name: str = "raw_weights"
     preset: str = "default"
     params: Dict[str, Any] = field(default_factory=dict)
-    n_images: int = 4  # occlusion: how many of the target's top-activating images to occlude
+    n_images: int = 2  # occlusion: how many of the target's top-activating images to occlude
 
 
 @dataclass

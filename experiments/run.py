@@ -78,6 +78,8 @@ def visualize_target(cfg: DictConfig, spec: Any, data: Any, target: Target, opts
     work = {"units": len(vis.units)}
     if "images_processed" in vis.extras:
         work["images"] = int(vis.extras["images_processed"])
+    if "perturbations" in vis.extras:
+        work["perturbations"] = int(vis.extras["perturbations"])
     rows = [{"layer": layer, "unit": None, **r} for r in speed_rows(timing, work)]
     for name, values in vis.values.items():
         for unit, value in zip(vis.units, values.tolist()):

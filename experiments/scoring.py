@@ -15,6 +15,7 @@ from experiments.data.spec import DataSpec
 from experiments.metrics import activation, ground_truth, images, mis, occlusion, raw_weights, sanity, top_patches
 from experiments.zoo.spec import ModelSpec
 from methods.base import Normalize, Target, Visualization, read_out, truncate
+from methods.receptive_field import ReceptiveField, receptive_field
 
 Row = dict[str, Any]
 
@@ -101,10 +102,28 @@ def seed_rows(s: Scoring, vis: Visualization) -> list[Row]:
     return rows_for(vis, "seed_ssim", [sanity.seed_ssim(a, b) for a, b in pairs])
 
 
-def truth_window(result: Tensor, truth: Tensor, centred: bool) -> Tensor:
-    """The window of `result` compared with the ground truth: centred, or where it matches best (NCC)."""
-    if centred:
-        return torch.as_tensor(ground_truth.match(result, truth)[0])
+def neuron_box(s: Scoring, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Unclipped input box (top, left, bottom, right) of the target neuron's receptive field."""
+    from methods.receptive_field import box, receptive_field
+    rf = receptive_field(s.spec.model, s.target.layer, size)
+    h, w = layer_hw(s, size)
+    r, c = s.target.position if s.target.position is not None else (h // 2, w // 2)
+    return box(rf, r, c, size)[1]
+
+
+def layer_hw(s: Scoring, size: tuple[int, int]) -> tuple[int, int]:
+    """Spatial size of the target layer's map for inputs of `size`."""
+    from methods.base import layer_shape
+    return tuple(layer_shape(s.spec.model, s.target.layer, size[0])[-2:])
+
+
+def truth_window(s: Scoring, result: Tensor, truth: Tensor) -> Tensor:
+    """The window of `result` compared with the ground truth: a neuron's receptive field, else where it matches best."""
+    if s.target.kind == "neuron":
+        top, left, bottom, right = neuron_box(s, tuple(result.shape[-2:]))
+        pad = max(0, -top, -left, bottom - result.shape[-2], right - result.shape[-1])
+        padded = torch.nn.functional.pad(result, (pad,) * 4, value=0.5)
+        return padded[:, top + pad:bottom + pad, left + pad:right + pad]
     from skimage.feature import match_template
     r, t = result.float().numpy(), truth.float().numpy()
     ncc = match_template(r.transpose(1, 2, 0), t.transpose(1, 2, 0))[..., 0]
@@ -119,9 +138,11 @@ def ground_truth_rows(s: Scoring, vis: Visualization) -> list[Row]:
     if s.method == "occlusion":
         if s.data.masks is None:
             return []
-        masks = s.data.masks[vis.extras["source_indices"]].float()
+        source = vis.extras["source_indices"].tolist()
         for i, unit in enumerate(vis.units):
-            maps = vis.extras["maps"][:, i]
+            own = [source.index(idx) for idx in vis.extras["unit_images"][i].tolist()]
+            maps = vis.extras["maps"][own, i]
+            masks = s.data.masks[vis.extras["unit_images"][i]].float()
             rows.append({"unit": unit, "metric": "gt_corr", "value": np.nanmean([ground_truth.gt_corr(m, k) for m, k in zip(maps, masks)])})
             rows.append({"unit": unit, "metric": "gt_ssim", "value": np.nanmean([ground_truth.gt_ssim(m, k) for m, k in zip(maps, masks)])})
         return rows
@@ -132,7 +153,7 @@ def ground_truth_rows(s: Scoring, vis: Visualization) -> list[Row]:
             windows = [vis.images[vis.units.index(unit)]]
         else:
             per = result.view(-1, 3, *result.shape[-2:])
-            windows = [truth_window(img, truth, centred=s.target.kind == "neuron") for img in per]
+            windows = [truth_window(s, img, truth) for img in per]
         rows.append({"unit": unit, "metric": "gt_corr", "value": np.nanmean([ground_truth.gt_corr(w, truth) for w in windows])})
         rows.append({"unit": unit, "metric": "gt_ssim", "value": np.nanmean([ground_truth.gt_ssim(w, truth) for w in windows])})
     return rows
@@ -162,7 +183,7 @@ def gradient_ascent_rows(s: Scoring, vis: Visualization) -> list[Row]:
                       for i, imgs in enumerate(per_unit)]
         rows += rows_for(vis, "exemplar_similarity", values)
     if s.wants("mis_proxy"):
-        rows += rows_for(vis, "mis_proxy", [mis_for(s, i, imgs, exclude=()) for i, imgs in enumerate(per_unit)])
+        rows += mis_rows(s, vis, per_unit, [[] for _ in per_unit], crop=True)
     return rows
 
 
@@ -174,11 +195,74 @@ def below_target(s: Scoring) -> Callable[[Tensor], Tensor]:
         return s.normalize
 
 
-def mis_for(s: Scoring, i: int, explanation: Tensor, exclude: Iterable[int]) -> float:
-    """mis_proxy of one unit's explanation against held-out strong/weak natural queries."""
-    strong, weak = mis.pick_queries(s.natural[:, i], s.mis_tasks, exclude=np.asarray(list(exclude), dtype=int),
-                                    seed=s.opts.seed)
-    return mis.mis_proxy(explanation, s.data.images[strong], s.data.images[weak])
+MIS_BATCH = 128
+
+
+def unit_peaks(s: Scoring, images: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Each target unit's peak on each image: scores [N, U] and layer-map positions [N, U, 2] (row, col).
+
+    Channel targets on a spatial map: the spatial max and where it is. Neuron targets: the value at the
+    target's position. Any other target (class, layer, direction kinds, or a layer without a spatial map):
+    the run's read-out and no positions (None).
+    """
+    trunc = truncate(s.spec.model, s.target.layer, s.normalize)
+    units = list(s.target.units)
+    values, positions = [], []
+    with torch.inference_mode():
+        for start in range(0, len(images), MIS_BATCH):
+            acts = trunc(images[start:start + MIS_BATCH].to(s.device))
+            if s.target.kind not in ("channel", "neuron") or acts.dim() != 4:
+                values.append(read_out(acts, s.target).float().cpu())
+                continue
+            maps = acts[:, units].flatten(2).float().cpu()  # [B, U, h * w]
+            h, w = acts.shape[-2:]
+            if s.target.kind == "neuron":
+                r, c = s.target.position if s.target.position is not None else (h // 2, w // 2)
+                flat = torch.full(maps.shape[:2], r * w + c)
+                values.append(maps[..., r * w + c])
+            else:
+                top, flat = maps.max(2)
+                values.append(top)
+            positions.append(torch.stack([flat // w, flat % w], -1))
+    return torch.cat(values), torch.cat(positions) if positions else None
+
+
+def mis_field(s: Scoring, size: tuple[int, int]) -> ReceptiveField:
+    """The target layer's receptive field for images of `size` (without global branches where they make it the whole image)."""
+    try:
+        return receptive_field(s.spec.model, s.target.layer, size)
+    except ValueError:
+        return receptive_field(s.spec.model, s.target.layer, size, ignore_global=True)
+
+
+def mis_rows(s: Scoring, vis: Visualization, explanations: list[Tensor], excludes: list[list[int]], crop: bool) -> list[Row]:
+    """mis_proxy of each unit's explanation, both explanation and queries shown as the unit sees them.
+
+    Queries: held-out data images (never those in the unit's `excludes`, its explanation's sources); strong
+    and weak ones are the top and bottom 10% by the unit's peak score (`unit_peaks`: spatial max for channels,
+    the target position for neurons), `s.mis_tasks` pairs drawn with the run's seed. Each query is cropped to
+    the receptive field around its own peak position (the strong query's strongest location, and the weak
+    query's strongest location too, so both are treated alike). With `crop`, each explanation image (e.g. a
+    gradient-ascent image) is cropped the same way around its own peak; without it the explanation is used
+    as given (top_patches' receptive-field crops). Targets without positions (class, layer, direction kinds)
+    compare whole images. A unit whose receptive field cannot be traced gets a failed row.
+    """
+    values, positions = unit_peaks(s, s.data.images)
+    try:
+        rf = mis_field(s, tuple(s.data.images.shape[-2:])) if positions is not None else None
+    except ValueError as err:
+        return [{"unit": u, "metric": "mis_proxy", "value": float("nan"), "status": f"failed: {err}"} for u in vis.units]
+    own_rf = mis_field(s, tuple(explanations[0].shape[-2:])) if rf is not None and crop else None
+    rows = []
+    for i, (unit, expl, exclude) in enumerate(zip(vis.units, explanations, excludes)):
+        strong, weak = mis.pick_queries(values[:, i], s.mis_tasks, exclude=np.asarray(exclude, dtype=int), seed=s.opts.seed)
+        queries = [s.data.images[strong], s.data.images[weak]]
+        if rf is not None:
+            queries = [mis.rf_crops(q, positions[idx, i], rf) for q, idx in zip(queries, (strong, weak))]
+        if own_rf is not None:
+            expl = mis.rf_crops(expl, unit_peaks(s, expl)[1][:, i], own_rf)
+        rows.append({"unit": unit, "metric": "mis_proxy", "value": mis.mis_proxy(expl, *queries)})
+    return rows
 
 
 def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
@@ -189,8 +273,10 @@ def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
     known = bool((labels >= 0).any())
     for i, unit in enumerate(vis.units):
         top_labels = labels[indices[i]]
-        if known and s.wants("topk_precision"):
-            preferred = top_patches.preferred_class(s.natural[:, i], labels)
+        if known and s.wants("topk_precision"):  # a planted unit's class is known; otherwise its most selective one
+            planted = s.spec.unit_classes.get((s.target.layer, unit))
+            preferred = (s.data.class_names.index(planted) if planted in s.data.class_names
+                         else top_patches.preferred_class(s.natural[:, i], labels))
             rows.append({"unit": unit, "metric": "topk_precision", "value": top_patches.topk_precision(top_labels, preferred)})
         if known and s.wants("label_entropy"):
             rows.append({"unit": unit, "metric": "label_entropy", "value": top_patches.label_entropy(top_labels)})
@@ -198,21 +284,39 @@ def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
             t, l, b, r = vis.extras["boxes_unclipped"][i].unbind(-1)
             size = tuple(s.data.images.shape[-2:])
             rows.append({"unit": unit, "metric": "rf_coverage", "value": top_patches.rf_coverage(torch.stack([l, t, r, b], -1), size)})
-        if s.wants("mis_proxy"):
-            explanation = s.data.images[indices[i]]
-            rows.append({"unit": unit, "metric": "mis_proxy", "value": mis_for(s, i, explanation, exclude=indices[i].tolist())})
+    if s.wants("mis_proxy"):  # the receptive-field crops, unit-major, k per unit
+        k = len(vis.images) // len(vis.units)
+        rows += mis_rows(s, vis, [vis.images[i * k:(i + 1) * k] for i in range(len(vis.units))],
+                         [indices[i].tolist() for i in range(len(vis.units))], crop=False)
     return rows
 
 
+def occlusion_scorer(s: Scoring, unit_index: int) -> Callable[[Tensor], Tensor]:
+    """Model-input images -> the occluded score of one unit, read out as the occlusion run read it."""
+    from methods.occlusion import score as occlusion_score
+    trunc = truncate(s.spec.model, s.target.layer)
+    reduce, output = s.params.get("reduce", "mean"), s.params.get("output", "logit")
+
+    def score(x: Tensor) -> Tensor:
+        with torch.inference_mode():
+            return occlusion_score(trunc(x.to(s.device)), s.target, reduce, output)[:, unit_index].float().cpu()
+
+    return score
+
+
 def occlusion_rows(s: Scoring, vis: Visualization) -> list[Row]:
-    """Faithfulness (deletion/insertion), localization (pointing game, mask energy) and map statistics."""
+    """Faithfulness (deletion/insertion), localization (pointing game, mask energy) and map statistics.
+
+    Deletion and insertion work in the model's input space, so deleted pixels are 0 there (the normalization
+    mean colour, e.g. grey for planted), not black, which would itself excite edge detectors.
+    """
     rows: list[Row] = []
-    source = vis.extras["source_indices"]
+    source = vis.extras["source_indices"].tolist()
     for i, unit in enumerate(vis.units):
-        score = s.scorer(unit_index=i)
-        for n, idx in enumerate(source.tolist()):
-            m = vis.extras["maps"][n, i]
-            image = s.data.images[idx]
+        score = occlusion_scorer(s, i)
+        for idx in vis.extras["unit_images"][i].tolist():  # only the images that excite this unit
+            m = vis.extras["maps"][source.index(idx), i]
+            image = s.normalize(s.data.images[idx:idx + 1].to(s.device))[0].cpu()
             found: dict[str, float] = {}
             if s.wants("deletion_auc"):
                 found["deletion_auc"] = occlusion.deletion_auc(score, image, m, steps=s.auc_steps)
@@ -220,7 +324,7 @@ def occlusion_rows(s: Scoring, vis: Visualization) -> list[Row]:
                 found["insertion_auc"] = occlusion.insertion_auc(score, image, m, steps=s.auc_steps)
             if s.data.masks is not None:
                 if s.wants("pointing_game"):
-                    found["pointing_game"] = occlusion.pointing_game(m, s.data.masks[idx])
+                    found["pointing_game"] = occlusion.pointing_game(m, s.data.masks[idx], tolerance=s.params.get("stride", 0))
                 if s.wants("mask_energy"):
                     found["mask_energy"] = occlusion.mask_energy(m, s.data.masks[idx])
             if s.wants("sparseness"):

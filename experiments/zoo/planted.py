@@ -4,10 +4,15 @@ Input: 64 px RGB, normalized with mean 0.5 / std 0.5 (input = 2 * image - 1, so 
 - conv1 (12 filters, 11 px, stride 1): even Gabor line detectors at 4 orientations x 2 polarities (grey, the
   same on R, G, B) and 4 colour-opponent Gaussian blobs; zero-mean, unit norm, no bias.
 - relu1, pool1 (max 2x2): conv2 sees a 28 px receptive field.
-- conv2 (8 channels, 9x9 on the pooled map): channel 0 detects crosses, 1 top-left corners, 2 a red blob left
-  of a green one, built from conv1 units at known offsets (corners and colour pairs with inhibition); the other
-  channels hold small seeded random weights.
-- relu2, pool2 (global max), fc: the logit of each planted unit's shapes class is that unit's max response.
+- conv2 (8 channels, 9x9 on the pooled map, bias -0.25): channel 0 detects crosses, 1 top-left corners, 2 a red
+  blob left of a green one, wired from conv1 units at known offsets (see conv2_planted) and scaled to respond 1
+  to their ground truth; the other channels hold small seeded random weights.
+- relu2, pool2 (global max), fc: the logit of each planted unit's shapes class is that unit's max response
+  (the other classes' logits are 0).
+Ground truth: conv1, the filter; conv2, the sum of the conv1 filters its positive weights point at, placed at
+their offsets (`compose`): a cross, a corner, a red-green pair drawn with Gabor lines / colour blobs.
+The shapes data (experiments/data/shapes.py) is drawn so that these units pick out their classes: bright lines
+match the Gabor width, gratings are finer than the Gabors pass, red_green is isoluminant.
 """
 from __future__ import annotations
 
@@ -68,13 +73,20 @@ def _wire(terms: list[tuple[str, list[tuple[int, int]], float]]) -> Tensor:
     return w
 
 
-def conv2_planted(cross_arm: range = range(2, 5), corner_arm: range = range(0, 5), corner_inh: range = range(3, 5)) -> Tensor:
-    """Weights [3, 12, 9, 9] of the planted conv2 units (cross, corner, red_green), before scaling."""
-    both = [d for a in cross_arm for d in (a, -a)]
-    cross = _wire([("h+", [(0, d) for d in both], 1.0), ("v+", [(d, 0) for d in both], 1.0)])
-    inh = len(corner_arm) / len(corner_inh)
-    corner = _wire([("h+", [(0, d) for d in corner_arm], 1.0), ("v+", [(d, 0) for d in corner_arm], 1.0),
-                    ("h+", [(0, -d) for d in corner_inh], -inh), ("v+", [(-d, 0) for d in corner_inh], -inh)])
+def conv2_planted() -> Tensor:
+    """Weights [3, 12, 9, 9] of the planted conv2 units (cross, corner, red_green), before scaling.
+
+    Offsets are on the pooled map (1 = 2 input px). cross: bright horizontal and vertical lines on all four arms
+    2-4 from the centre (the junction itself is left out, as a corner has one too). corner: lines going right and
+    down from the centre, minus lines going left and up (so a straight line through the centre gives 0).
+    red_green: red-green left of centre and green-red right of it, minus the swapped pair.
+    """
+    arms = [d for a in (2, 3, 4) for d in (a, -a)]
+    cross = _wire([("h+", [(0, d) for d in arms], 1.0), ("v+", [(d, 0) for d in arms], 1.0)])
+    out, back = range(0, 5), range(3, 5)
+    corner = _wire([("h+", [(0, d) for d in out], 1.0), ("v+", [(d, 0) for d in out], 1.0),
+                    ("h+", [(0, -d) for d in back], -len(out) / len(back)),
+                    ("v+", [(-d, 0) for d in back], -len(out) / len(back))])
     left = [(dy, -dx) for dy in (-1, 0, 1) for dx in (2, 3, 4)]
     right = [(dy, -dx) for dy, dx in left]
     red_green = _wire([("red-green", left, 1.0), ("green-red", right, 1.0),

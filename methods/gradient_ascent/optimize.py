@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torchvision.models.feature_extraction import create_feature_extractor
 from tqdm import tqdm
 
 from methods.base import Target, Visualization, check_units, layer_shape, truncate
@@ -133,6 +135,30 @@ def memory_format(model: nn.Module, channels_last: bool) -> Iterator[None]:
         model.to(memory_format=torch.contiguous_format)
 
 
+class Traced(nn.Module):
+    """normalize, then the model cut after `layer` as one torch.fx graph (torchvision feature_extraction)."""
+
+    def __init__(self, model: nn.Module, layer: str, normalize: nn.Module | None) -> None:
+        super().__init__()
+        self.layer = layer
+        self.normalize = normalize if normalize is not None else nn.Identity()
+        self.body = create_feature_extractor(model, {layer: "out"}) if layer else model
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.body(self.normalize(x))
+        return out["out"] if self.layer else out
+
+
+def compiled(model: nn.Module, layer: str, normalize: nn.Module | None) -> nn.Module:
+    """torch.compile of the truncated model; fx-traced so dynamo sees one graph (the hook's early exit defeats it)."""
+    try:
+        traced: nn.Module = Traced(model, layer, normalize)
+    except Exception as err:  # models torch.fx cannot trace
+        warnings.warn(f"compile: fx tracing failed ({type(err).__name__}); compiling the hook-truncated model, which dynamo may run eagerly")
+        traced = truncate(model, layer, normalize)
+    return torch.compile(traced)
+
+
 @dataclass
 class Run:
     """What one batch of units needs besides the settings."""
@@ -152,7 +178,7 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
     k, size, dev = cfg.images_per_unit, run.size, run.device
     seeds = [image_seed(run.seed, u, i) for u in units for i in range(k)]
     param = make_param(cfg.param, seeds, size, decorrelate=cfg.decorrelate, decay_power=cfg.decay_power,
-                       squash=cfg.squash, init_sd=cfg.init_sd, magnitude=None, maco_images=cfg.maco_images).to(dev)
+                       squash=cfg.squash, init_sd=cfg.init_sd, maco_images=cfg.maco_images).to(dev)
     unit_idx = torch.tensor([u for u in units for _ in range(k)], device=dev)
     opt_kw = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
     opt = OPTIMIZERS[cfg.optimizer](param.parameters(), lr=cfg.lr, **opt_kw)
@@ -202,8 +228,8 @@ def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: n
     trunc = truncate(model, target.layer, normalize)
     base = cfg.objective or from_target(target, cfg.cossim_pow, device)
     objective = base + cfg.diversity * diversity(cfg.images_per_unit) if cfg.diversity else base
-    run = Run(torch.compile(trunc) if compile else trunc, objective, input_size, seed, device, AMP[amp], channels_last,
-              resolve(cfg.transforms))
+    forward = compiled(model, target.layer, normalize) if compile else trunc
+    run = Run(forward, objective, input_size, seed, device, AMP[amp], channels_last, resolve(cfg.transforms))
     per = cfg.units_per_batch or len(units)
     batches = [units[i : i + per] for i in range(0, len(units), per)]
     images, snaps = [], {s: [] for s in cfg.snapshots}

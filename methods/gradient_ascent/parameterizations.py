@@ -20,7 +20,7 @@ COLOR_CORRELATION = torch.from_numpy(_COLOR_SQRT / np.max(np.linalg.norm(_COLOR_
 def decorrelate(x: Tensor, matrix: Tensor | None = None) -> Tensor:
     """Map decorrelated colour channels [B, 3, H, W] to RGB with Lucid's fixed 3x3 matrix (out = M @ x per pixel)."""
     m = COLOR_CORRELATION.to(x) if matrix is None else matrix
-    return torch.einsum("ck,bkhw->bchw", m, x)
+    return F.conv2d(x, m[:, :, None, None])
 
 
 def rfft_freqs(size: int) -> Tensor:
@@ -138,13 +138,12 @@ def _skimage_magnitude(size: int) -> Tensor:
 
 
 def make_param(name: str, seeds: Sequence[int], size: int, *, decorrelate: bool, decay_power: float, squash: str,
-               init_sd: float | None, magnitude: Tensor | None, maco_images: Tensor | None) -> nn.Module:
+               init_sd: float | None, maco_images: Tensor | None) -> nn.Module:
     """Build the parameterization `name` for one image per seed."""
     if name == "pixel":
         return PixelImage(seeds, size, squash, decorrelate, 0.01 if init_sd is None else init_sd)
     if name == "fourier":
         return FourierImage(seeds, size, decay_power, decorrelate, 0.01 if init_sd is None else init_sd)
     if name == "maco":
-        mag = magnitude if magnitude is not None else natural_magnitude(size, maco_images)
-        return MacoImage(seeds, size, mag, 1.0 if init_sd is None else init_sd)
+        return MacoImage(seeds, size, natural_magnitude(size, maco_images), 1.0 if init_sd is None else init_sd)
     raise ValueError(f"param={name!r} is not one of {', '.join(PARAMS)}")

@@ -42,3 +42,11 @@ def test_default_experiment_sweeps_models_and_methods() -> None:
         cfg = compose(config_name="config", return_hydra_config=True)
     assert cfg.hydra.mode.name == "MULTIRUN"
     assert set(cfg.hydra.sweeper.params.model.split(",")) == {"planted", "shapes_cnn"}
+
+
+def test_slurm_launcher_config_composes() -> None:
+    from hydra import compose, initialize_config_module
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1 and launcher.partition == "gpu"

@@ -72,3 +72,27 @@ def test_pick_queries_pools_and_errors():
         mis.pick_queries(np.arange(3.0), 5, exclude=[0, 1])
     with pytest.raises(ValueError, match="as many strong as weak"):
         mis.mis_proxy(torch.rand(2, 3, 8, 8), torch.rand(3, 3, 8, 8), torch.rand(2, 3, 8, 8))
+
+
+def test_rf_crops_cut_the_field_and_pad_grey_outside():
+    from methods.receptive_field import ReceptiveField
+    rf = ReceptiveField(size=4, stride=2, offset=-1)  # position (r, c) sees rows [2r - 1, 2r + 3)
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8) / 1000
+    crops = mis.rf_crops(images, torch.tensor([[1, 2], [0, 0]]), rf)
+    assert crops.shape == (2, 3, 4, 4)
+    assert torch.equal(crops[0], images[0, :, 1:5, 3:7])
+    assert torch.equal(crops[1, :, 1:, 1:], images[1, :, 0:3, 0:3])
+    assert (crops[1, :, 0] == 0.5).all() and (crops[1, :, :, 0] == 0.5).all()
+    assert mis.rf_crops(images, torch.tensor([[1, 2], [0, 0]]), rf, side=8).shape == (2, 3, 8, 8)
+    with pytest.raises(ValueError, match="positions"):
+        mis.rf_crops(images, torch.tensor([1, 2]), rf)
+
+
+def test_hue_of_grey_pixels_does_not_count():
+    grey = torch.full((1, 3, 16, 16), 0.5)
+    tinted = grey.clone()
+    tinted[:, 0] += 0.01  # barely reddish and barely bluish greys: opposite hues, both near saturation 0
+    bluish = grey.clone()
+    bluish[:, 2] += 0.01
+    a, b = mis.default_embed(tinted), mis.default_embed(bluish)
+    assert np.allclose(a, b, atol=0.05)  # unweighted, their hue histograms fill different bins

@@ -74,3 +74,19 @@ def test_gini_and_entropy_one_hot_and_uniform():
     half = np.r_[np.zeros(200), np.ones(200)]
     assert occlusion.sparseness(half) == pytest.approx(0.5)
     assert occlusion.complexity(half) == pytest.approx(math.log(200))
+
+
+def test_curve_that_ends_where_it_starts_has_no_auc():
+    curve = np.array([1.0, 3.0, 5.0, 2.0, 1.01])  # endpoints 1% of the range apart: the AUC would be noise
+    assert np.isnan(occlusion.normalize_curve(curve, "deletion")).all()
+    assert not np.isnan(occlusion.normalize_curve(np.array([1.0, 0.5, 0.0]), "deletion")).any()
+
+
+def test_pointing_game_tolerance_grows_the_mask():
+    mask = torch.zeros(16, 16, dtype=torch.bool)
+    mask[8, 2:14] = True  # a thin bar
+    m = torch.zeros(16, 16)
+    m[10, 8] = 1.0  # the peak 2 px off the bar
+    assert occlusion.pointing_game(m, mask) == 0.0
+    assert occlusion.pointing_game(m, mask, tolerance=2) == 1.0
+    assert occlusion.pointing_game(m, mask, tolerance=1) == 0.0

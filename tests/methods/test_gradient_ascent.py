@@ -168,9 +168,11 @@ def test_channels_last_gives_the_same_images_and_restores_the_model():
 
 
 @pytest.mark.slow
-def test_compile_flag_runs():
-    v = visualize(tiny(), Target("4", (0, 1)), input_size=16, compile=True, **QUICK)
-    assert torch.isfinite(v.images).all()
+def test_compile_gives_the_eager_images():
+    net = tiny()
+    eager = visualize(net, Target("4", (0, 1)), input_size=16, **QUICK)
+    comp = visualize(net, Target("4", (0, 1)), input_size=16, compile=True, **QUICK)
+    assert torch.allclose(comp.images, eager.images, atol=1e-4)
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
