@@ -71,7 +71,7 @@ class SpeedConf:
 
     repeats: int = 3
     warmup: int = 1
-    budget_s: float = 30.0  # timed repeats per contender: as many as fit in this at its warm-up speed (1..repeats)
+    budget_s: float = 50.0  # timed repeats per contender: as many as fit in this at its warm-up speed (1..repeats)
     peers: bool = True  # also time the peers (lucent, captum) where installed
     memory: bool = True  # peak memory (on CPU: one extra untimed call per contender, sampled)
     scale: float = 1.0  # multiplies each case's work (gradient-ascent steps, images); < 1 for smoke runs

@@ -82,8 +82,9 @@ def test_tiny_run_writes_rows_for_every_contender_and_both_ratios(tmp_path: Path
             assert times["value"].map(lambda v: math.isfinite(v) and v > 0).all()
             assert (value(df, case, who, "time_min_s")["value"] <= times["value"].values).all()
             assert (value(df, case, who, "peak_mem_mb")["value"] > 0).all() and (value(df, case, who, "repeats")["value"] == 1).all()
-        ratio = value(df, case, "vizbench", "vs_bare")
-        assert len(ratio) == 1 and ratio["status"].iloc[0] == "ok" and ratio["value"].iloc[0] > 0
+        for metric in ("vs_bare", "vs_bare_min"):
+            ratio = value(df, case, "vizbench", metric)
+            assert len(ratio) == 1 and ratio["status"].iloc[0] == "ok" and ratio["value"].iloc[0] > 0
     for case in ("ga", "occ_class", "occ_neuron"):
         assert value(df, case, "vizbench", "vs_peer")["status"].tolist() == ["ok"]
     assert value(df, "top", "vizbench", "vs_peer").empty
@@ -92,6 +93,9 @@ def test_tiny_run_writes_rows_for_every_contender_and_both_ratios(tmp_path: Path
     assert sorted(captum["variant"]) == ["ppe=1", "ppe=8"]
     viz = value(df, "occ_class", "vizbench", "time_s")["value"].iloc[0]
     assert value(df, "occ_class", "vizbench", "vs_peer")["value"].iloc[0] == pytest.approx(viz / captum["value"].min())
+    fastest = value(df, "occ_class", "vizbench", "time_min_s")["value"].iloc[0]
+    captum_min = value(df, "occ_class", "captum_occlusion", "time_min_s")["value"].min()
+    assert value(df, "occ_class", "vizbench", "vs_peer_min")["value"].iloc[0] == pytest.approx(fastest / captum_min)
     # throughput counts the same work for every contender: units, or images x full-map windows x units
     assert value(df, "ga", "lucent", "units_per_s")["value"].iloc[0] == pytest.approx(2 / value(df, "ga", "lucent", "time_s")["value"].iloc[0])
     per_s = value(df, "occ_class", "bare", "perturbations_per_s")["value"].iloc[0]
