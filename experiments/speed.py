@@ -8,7 +8,8 @@ them all alike. Each contender does the same work as vizbench:
   optimizer); occlusion = the forwards of the originals plus every perturbation vizbench evaluated;
   top patches = one forward of every image.
 - lucent (gradient ascent): torch-lucent `render_vis`, one unit per call, same model, layer, units, steps,
-  resolution, Fourier + decorrelated parameterization, Adam 0.05 and Lucid's standard transforms.
+  resolution, Fourier + decorrelated parameterization, Adam 0.05 and Lucid's standard transforms; always fp32
+  and eager (it has no amp or compile option; its rows say amp=off, compile=False).
 - captum_occlusion: captum `Occlusion` with the same window, stride, baseline, images and scores, one call
   per unit, at perturbations_per_eval 1 and at vizbench's batch size; the faster one is the peer.
 Ratios: vs_bare = vizbench time / bare time, vs_peer = vizbench time / best peer time (lower is better), of
@@ -103,6 +104,7 @@ class Contender:
     fn: Callable[[], Any]
     variant: str = ""
     batch_size: int | None = None
+    eager_fp32: bool = False  # a peer with no amp or compile option: it runs as it is, whatever the run asks
 
 
 @dataclass
@@ -231,9 +233,10 @@ def ga_contenders(s: Setup, peers: bool) -> list[Contender]:
     out = [Contender("vizbench", vizbench, batch_size=batch), Contender("bare", bare, batch_size=batch)]
     if peers:
         try:
-            out.append(Contender("lucent", lucent_fn(s, params), batch_size=1))
+            fn = lucent_fn(s, params)
         except ValueError as err:  # lucent cannot do this case's work: its row says why, the others still run
-            out.append(Contender("lucent", failing(err), batch_size=1))
+            fn = failing(err)
+        out.append(Contender("lucent", fn, batch_size=1, eager_fp32=True))
     return out
 
 
@@ -256,10 +259,9 @@ def lucent_fn(s: Setup, params: dict[str, Any]) -> Callable[[], Any]:
     if target.kind != "channel":
         raise ValueError(f"the lucent peer times channel targets only, not {target.kind!r}")
 
-    def run() -> list[Tensor]:
-        with autocast(s.device, s.amp):
-            return [lucent_render(model, target.layer, u, s.size, params["steps"], params["transforms"], s.seed)
-                    for u in target.units]
+    def run() -> list[Tensor]:  # no autocast: lucent's render_vis fails on bf16 images
+        return [lucent_render(model, target.layer, u, s.size, params["steps"], params["transforms"], s.seed)
+                for u in target.units]
 
     return run
 
@@ -405,8 +407,8 @@ def case_rows(s: Setup, contenders: list[Contender], timings: dict[int, Timing |
     """Speed rows of every contender, then vizbench's vs_bare and vs_peer (against the fastest peer variant)."""
     rows, amount = [], work(s)
     for i, c in enumerate(contenders):
-        base = {"contender": c.name, "variant": c.variant,
-                **run_context(s.device, s.amp, s.channels_last, s.compile and c.name != "lucent", c.batch_size)}
+        amp, compile = ("off", False) if c.eager_fp32 else (s.amp, s.compile)
+        base = {"contender": c.name, "variant": c.variant, **run_context(s.device, amp, s.channels_last, compile, c.batch_size)}
         t = timings[i]
         rows += [{**base, "metric": "time_s", "value": math.nan, "status": t}] if isinstance(t, str) else \
             [{**base, **r} for r in speed_rows(t, amount)] + [{**base, "metric": "repeats", "value": float(len(t.times))}]
