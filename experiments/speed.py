@@ -452,18 +452,17 @@ def run_case(case: Case, cfg: DictConfig, device: torch.device) -> list[dict]:
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per case: median seconds of vizbench, bare and the best peer, the two ratios and their targets."""
-    out = []
-    for case, g in df.groupby("case", sort=False):
-        ok = g[g["status"] == "ok"]
-        time = lambda who: ok[(ok["contender"] == who) & (ok["metric"] == "time_s")]["value"].min()  # noqa: E731
-        ratio = lambda m: ok[(ok["contender"] == "vizbench") & (ok["metric"] == m)]["value"].min()  # noqa: E731
-        peer = g[g["contender"].isin(("lucent", "captum_occlusion"))]["contender"]
-        out.append({"case": case, "vizbench_s": time("vizbench"), "bare_s": time("bare"),
-                    "peer": peer.iloc[0] if len(peer) else "", "peer_s": time(peer.iloc[0]) if len(peer) else math.nan,
-                    "vs_bare": ratio("vs_bare"), "vs_bare_min": ratio("vs_bare_min"),
-                    "vs_peer": ratio("vs_peer"), "vs_peer_min": ratio("vs_peer_min")})
-    return pd.DataFrame(out)
+    """Per case: median seconds of vizbench, bare and the fastest peer variant, and vizbench's ratios."""
+    ok = df[df["status"] == "ok"]
+    times = ok[ok["metric"] == "time_s"].pivot_table(index="case", columns="contender", values="value", aggfunc="min")
+    ratios = ok[ok["metric"].str.startswith("vs_")].pivot_table(index="case", columns="metric", values="value")
+    table = pd.DataFrame(index=pd.Index(df["case"].dropna().unique(), name="case"))
+    for name, column in (("vizbench_s", "vizbench"), ("bare_s", "bare")):
+        table[name] = times.get(column)
+    table["peer_s"] = times.reindex(columns=list(PEER_MODULES)).min(axis=1)
+    for metric in ("vs_bare", "vs_bare_min", "vs_peer", "vs_peer_min"):
+        table[metric] = ratios.get(metric)
+    return table.reset_index()
 
 
 def with_targets(table: pd.DataFrame, cases: list[Case]) -> pd.DataFrame:

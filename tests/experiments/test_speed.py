@@ -63,8 +63,11 @@ def top_patches_available() -> bool:
     return True
 
 
-def test_tiny_run_writes_rows_for_every_contender_and_both_ratios(tmp_path: Path) -> None:
-    df = run(speed_cfg(tmp_path, [GA, OCC_CLASS, OCC_NEURON, TOP], "speed.memory=true"))
+def test_tiny_run_writes_rows_for_every_contender_and_both_ratios(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    df = run(speed_cfg(tmp_path, [GA, OCC_CLASS, OCC_NEURON, {**TOP, "targets": {"vs_bare": 1e9}}], "speed.memory=true"))
+    printed = capsys.readouterr().out
+    summary_line = next(line for line in printed.splitlines() if line.startswith("| top "))
+    assert "yes" in summary_line  # its target (vs_bare <= 1e9) is met
     assert (tmp_path / "DONE").exists()
     on_disk = pd.read_csv(tmp_path / "metrics.csv")
     assert len(on_disk) == len(df) and set(CONTEXT) <= set(on_disk.columns)
