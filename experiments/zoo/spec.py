@@ -22,3 +22,4 @@ class ModelSpec:
     # receptive field at the centre position of the layer's map
     ground_truth: Callable[[str, int], Tensor] | None = None
     num_classes: int | None = None
+    unit_classes: dict[tuple[str, int], str] = field(default_factory=dict)  # planted unit -> shapes class it detects

@@ -1,0 +1,282 @@
+"""Aggregate run folders' metrics.csv into one table and print pivots: mean ± 95% CI over seeds and units."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats  # a dependency of scikit-image, so always present
+
+FORMATS = ("markdown", "csv", "latex", "html")
+STRING_COLUMNS = ("run_id", "experiment", "method", "preset", "model", "weights", "data", "layer", "device",
+                  "metric", "status")
+COMMENT = {"markdown": "", "csv": "# ", "latex": "% ", "html": ""}
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
+    """Run folders below `paths`: folders holding a metrics.csv or a .hydra/config.yaml."""
+    runs: set[Path] = set()
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ValueError(f"no such folder: {path}")
+        runs.update(p.parent for p in path.glob("**/metrics.csv"))
+        runs.update(p.parent.parent for p in path.glob("**/.hydra/config.yaml"))
+    return sorted(runs)
+
+
+def incomplete_runs(paths: Sequence[str | Path]) -> list[Path]:
+    """Run folders below `paths` without a DONE marker (still running, killed, or crashed)."""
+    return [run for run in find_runs(paths) if not (run / "DONE").exists()]
+
+
+def _read_metrics(csv: Path) -> pd.DataFrame:
+    """One run's metrics.csv with stable dtypes; 'null' stays a string (a weights tag), '' is missing."""
+    dtypes = {c: str for c in STRING_COLUMNS}
+    df = pd.read_csv(csv, dtype=dtypes, keep_default_na=False, na_values=["", "nan", "NaN"])
+    for col in ("unit", "seed"):
+        if col in df:
+            try:
+                df[col] = pd.to_numeric(df[col]).astype("Int64")
+            except (ValueError, TypeError):
+                pass  # non-integer units (none in the schema today): keep them as read
+    df["run_dir"] = str(csv.parent)
+    df["done"] = (csv.parent / "DONE").exists()
+    return df
+
+
+def load_results(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Concatenate every metrics.csv below `paths`, adding run_dir and done (DONE marker present) columns."""
+    csvs: dict[Path, Path] = {}  # resolved -> as found, so nested or repeated paths read each file once
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ValueError(f"no such folder: {path}")
+        found = sorted(path.glob("**/metrics.csv"))
+        if not found:
+            raise ValueError(f"no metrics.csv found under {path}")
+        csvs.update((csv.resolve(), csv) for csv in found if csv.resolve() not in csvs)
+    df = pd.concat([_read_metrics(csv) for csv in csvs.values()], ignore_index=True)
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    return df
+
+
+def save_results(df: pd.DataFrame, out: str | Path) -> Path:
+    """Write `df` to parquet (`out` is a .parquet file or a folder to hold results.parquet); return the path."""
+    out = Path(out)
+    if out.suffix != ".parquet":
+        out = out / "results.parquet"
+    safe = df.copy()
+    for col in safe.columns[safe.dtypes == object]:  # mixed types across runs: arrow needs one type
+        safe[col] = safe[col].map(lambda v: v if pd.isna(v) else str(v))
+    safe.to_parquet(out, index=False)
+    return out
+
+
+def _split(arg: Sequence[str] | str | None) -> list[str]:
+    """'a,b' or ['a', 'b,c'] -> ['a', 'b', 'c'] (None -> [])."""
+    if arg is None:
+        return []
+    items = [arg] if isinstance(arg, str) else list(arg)
+    return [s.strip() for item in items for s in item.split(",") if s.strip()]
+
+
+def _levels(df: pd.DataFrame, rows: Sequence[str], cols: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Check row/column names against `df`; metric becomes a row level unless placed by the caller."""
+    rows, cols = list(rows), list(cols)
+    for name, levels in (("rows", rows), ("cols", cols)):
+        for col in levels:
+            if col not in df.columns:
+                valid = ", ".join(c for c in df.columns if c not in ("value", "done"))
+                raise ValueError(f"unknown --{name} column {col!r}; valid columns: {valid}")
+    if "metric" not in rows + cols:
+        rows.append("metric")
+    if not rows:
+        raise ValueError("--rows needs at least one column (put metric there, or any other column)")
+    return rows, cols
+
+
+def _select(df: pd.DataFrame, metrics: Sequence[str] | None, strict: bool = True) -> pd.DataFrame:
+    """The ok rows of the wanted metrics (all metrics when None); `strict`: each must have ok rows."""
+    ok = df[df["status"] == "ok"]
+    metrics = _split(metrics)
+    unknown = sorted(set(metrics) - set(ok["metric"]))
+    if unknown and strict:
+        valid = ", ".join(sorted(ok["metric"].unique()))
+        raise ValueError(f"unknown --metric {', '.join(unknown)}; metrics with ok rows: {valid}")
+    return ok[ok["metric"].isin(metrics)] if metrics else ok
+
+
+def t_quantile(n: np.ndarray | pd.Series | float) -> np.ndarray:
+    """Two-sided 95% Student t quantile for `n` - 1 degrees of freedom (NaN for n < 2)."""
+    dof = np.asarray(n, dtype=float) - 1
+    return np.where(dof >= 1, stats.t.ppf(0.975, np.maximum(dof, 1)), np.nan)
+
+
+def _long_summary(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """mean, std, ci (95% t half-width) and n of `value` per group of `keys`."""
+    g = df.groupby(keys, dropna=False, sort=True)["value"].agg(["mean", "std", "count"])
+    g = g.rename(columns={"count": "n"})
+    g["ci"] = t_quantile(g["n"]) * g["std"] / np.sqrt(g["n"])
+    return g[["mean", "ci", "n", "std"]]
+
+
+def _wide(long: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """Move the `cols` index levels into the columns: columns become (stat, *cols)."""
+    return long.unstack(cols) if cols else long
+
+
+def summarize(df: pd.DataFrame, rows: Sequence[str], cols: Sequence[str],
+              metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Pivot of ok rows: index = `rows` levels, columns = (stat, *`cols`) with stat in mean, ci, n, std."""
+    rows, cols = _levels(df, rows, cols)
+    return _wide(_long_summary(_select(df, metrics), rows + cols), cols)
+
+
+def welch(mean_a, std_a, n_a, mean_b, std_b, n_b) -> tuple[np.ndarray, np.ndarray]:
+    """Difference of means a - b and its 95% Welch t half-width (NaN where a side has n < 2)."""
+    va, vb = np.asarray(std_a, float) ** 2 / n_a, np.asarray(std_b, float) ** 2 / n_b
+    se = np.sqrt(va + vb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dof = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+        half = np.where(se > 0, stats.t.ppf(0.975, dof) * se, 0.0)  # no spread on either side: exact
+    half = np.where(np.isnan(se), np.nan, half)
+    return np.asarray(mean_a, float) - np.asarray(mean_b, float), half
+
+
+def compare_to_baseline(df: pd.DataFrame, base: pd.DataFrame, rows: Sequence[str], cols: Sequence[str],
+                        metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per cell, mean(df) - mean(base) with a 95% Welch CI; sig = CI excludes zero. Columns (stat, *cols)."""
+    rows, cols = _levels(df, rows, cols)
+    _levels(base, rows, cols)
+    keys = rows + cols
+    a = _long_summary(_select(df, metrics), keys)
+    b = _long_summary(_select(base, metrics, strict=False), keys).reindex(a.index)
+    diff, half = welch(a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"])
+    out = pd.DataFrame({"diff": diff, "ci": half, "n": a["n"], "n_base": b["n"]}, index=a.index)
+    out["sig"] = np.abs(out["diff"]) > out["ci"]  # False where ci is NaN
+    return _wide(out, cols)
+
+
+def _num(x: float) -> str:
+    """A compact number: 4 significant digits."""
+    return "nan" if pd.isna(x) else f"{x:.4g}"
+
+
+def _cell(stat: dict, fmt: str) -> str:
+    """One table cell: 'mean ± ci (n=..)' or, for a baseline comparison, '+diff ± ci* (n=../..)'."""
+    if pd.isna(stat["n"]) or stat["n"] == 0:
+        return ""
+    pm = r"$\pm$" if fmt == "latex" else "±"
+    spread = "" if pd.isna(stat["ci"]) else f" {pm} {_num(stat['ci'])}"  # n = 1: no interval
+    if "diff" not in stat:
+        return f"{_num(stat['mean'])}{spread} (n={stat['n']:.0f})"
+    if pd.isna(stat["n_base"]):
+        return "no baseline"
+    mark = "*" if stat["sig"] else ""
+    return f"{stat['diff']:+.4g}{spread}{mark} (n={stat['n']:.0f}/{stat['n_base']:.0f})"
+
+
+def _cells(summary: pd.DataFrame, fmt: str) -> pd.DataFrame:
+    """Text cells: one per (row, column key), built from the stat level of `summary`'s columns."""
+    if isinstance(summary.columns, pd.MultiIndex):
+        stacked = summary.stack(list(range(1, summary.columns.nlevels)), future_stack=True)
+        text = stacked.apply(lambda r: _cell(r.to_dict(), fmt), axis=1)
+        return text.unstack(list(range(len(summary.index.names), len(stacked.index.names))))
+    return summary.apply(lambda r: _cell(r.to_dict(), fmt), axis=1).to_frame("value")
+
+
+def _label(v: object) -> str:
+    """An index label for display ('' for missing, e.g. the layer of run-level values)."""
+    return "" if pd.isna(v) else str(v)
+
+
+def _flat_columns(columns: pd.Index) -> list[str]:
+    """Column keys as 'name=value / name=value' ('value' alone when there are no column levels)."""
+    if columns.names == [None]:
+        return [_label(c) for c in columns]
+    keys = columns if isinstance(columns, pd.MultiIndex) else [(c,) for c in columns]
+    return [" / ".join(f"{n}={_label(v)}" for n, v in zip(columns.names, key)) for key in keys]
+
+
+def format_table(summary: pd.DataFrame, fmt: str = "markdown") -> str:
+    """Render `summarize` or `compare_to_baseline` output as markdown, csv (numbers, long), latex or html."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    if fmt == "csv":
+        long = summary
+        if isinstance(summary.columns, pd.MultiIndex):
+            long = summary.stack(list(range(1, summary.columns.nlevels)), future_stack=True).dropna(how="all")
+        return long.reset_index().to_csv(index=False)
+    cells = _cells(summary, fmt)
+    cells.columns = _flat_columns(cells.columns)
+    table = cells.reset_index()
+    for name in cells.index.names:
+        table[name] = table[name].map(_label)
+    if fmt == "markdown":
+        return table.to_markdown(index=False)
+    if fmt == "html":
+        return table.to_html(index=False, na_rep="", border=0)
+    styler = table.style.hide(axis="index").format_index(escape="latex", axis=1)
+    styler = styler.format(escape="latex", subset=list(cells.index.names), na_rep="")
+    return styler.to_latex(hrules=True)
+
+
+def failures(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose status is not ok, one per run, method, layer, unit and status."""
+    failed = df[df["status"] != "ok"]
+    keys = [c for c in ("run_dir", "method", "model", "layer", "unit", "status") if c in df.columns]
+    return failed[keys].drop_duplicates().reset_index(drop=True)
+
+
+def format_notes(df: pd.DataFrame, incomplete: Sequence[str | Path], fmt: str = "markdown") -> str:
+    """Failed rows and incomplete runs as lines to print under the table (commented for csv/latex)."""
+    lines = []
+    failed = failures(df)
+    if len(failed):
+        lines.append(f"Failed rows ({len(failed)}), not in the table:")
+        for row in failed.itertuples(index=False):
+            where = ", ".join(f"{k}={_label(v)}" for k, v in row._asdict().items() if k != "status")
+            lines.append(f"- {where}: {row.status}")
+    if incomplete:
+        lines.append(f"Incomplete runs ({len(incomplete)}, no DONE marker; their ok rows are in the table):")
+        lines += [f"- {run}" for run in incomplete]
+    return "\n".join(COMMENT[fmt] + line for line in lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="python -m experiments.compare", description=__doc__)
+    p.add_argument("paths", nargs="+", help="run or sweep folders (every metrics.csv below them is read)")
+    p.add_argument("--rows", default="method,preset", help="comma list of row columns (default: method,preset)")
+    p.add_argument("--cols", default="model", help="comma list of column columns ('' for none; default: model)")
+    p.add_argument("--metric", action="append", help="metric(s) to show, repeatable or comma list (default: all)")
+    p.add_argument("--format", default="markdown", choices=FORMATS)
+    p.add_argument("--baseline", help="folder of another result set: show differences against it")
+    p.add_argument("--out", help="where to write results.parquet (a folder or .parquet file; default: first path)")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Load, save results.parquet, print the pivot and the failed/incomplete notes."""
+    args = parse_args(argv)
+    try:
+        df = load_results(args.paths)
+        rows, cols, metrics = _split(args.rows), _split(args.cols), _split(args.metric) or None
+        if args.baseline:
+            table = compare_to_baseline(df, load_results([args.baseline]), rows, cols, metrics)
+        else:
+            table = summarize(df, rows, cols, metrics)
+        out = save_results(df, args.out or args.paths[0])
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    print(format_table(table, args.format).rstrip("\n"))
+    notes = format_notes(df, incomplete_runs(args.paths), args.format)
+    if notes:
+        print("\n" + notes)
+    print(f"{COMMENT[args.format]}results: {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Config schema: typed dataclasses registered with Hydra, so a misspelled key or a wrong type fails at once."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class TargetConf:
+    """What to visualize; empty layer = the model config's default targets."""
+
+    layer: Optional[str] = None
+    units: Any = None  # a list of indices, or an int n = the first n units
+    kind: str = "channel"
+    position: Optional[List[int]] = None
+    direction: Optional[List[float]] = None
+
+
+@dataclass
+class ModelConf:
+    """Where the model comes from and how it is fed."""
+
+    source: str = "planted"
+    name: Optional[str] = None
+    weights: Optional[str] = None
+    factory: Optional[str] = None
+    checkpoint: Optional[str] = None
+    input_size: int = 224
+    mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    num_classes: Optional[int] = None
+    targets: Dict[str, List[int]] = field(default_factory=dict)
+
+
+@dataclass
+class MethodConf:
+    """A method, its preset name and the keyword arguments its `visualize` takes."""
+
+    name: str = "raw_weights"
+    preset: str = "default"
+    params: Dict[str, Any] = field(default_factory=dict)
+    n_images: int = 2  # occlusion: how many of the target's top-activating images to occlude
+
+
+@dataclass
+class DataConf:
+    """A data source."""
+
+    name: str = "shapes"
+    n: int = 512
+    seed: int = 1234
+    root: Optional[str] = None
+
+
+@dataclass
+class MetricsConf:
+    """Which quality metrics a run computes."""
+
+    enabled: List[str] = field(default_factory=lambda: ["all"])
+    randomization: bool = True  # the model randomization test (re-runs the method on a randomized model)
+    randomization_mode: str = "cascading"  # cascading | independent
+    mis_tasks: int = 20
+    auc_steps: int = 50
+
+
+@dataclass
+class SpeedConf:
+    """The speed experiment: what to time and how often."""
+
+    repeats: int = 3
+    warmup: int = 1
+    budget_s: float = 30.0  # timed repeats per contender: as many as fit in this at its warm-up speed (1..repeats)
+    peers: bool = True  # also time the peers (lucent, captum) where installed
+    memory: bool = True  # peak memory (on CPU: one extra untimed call per contender, sampled)
+    scale: float = 1.0  # multiplies each case's work (gradient-ascent steps, images); < 1 for smoke runs
+    threads: Optional[int] = None  # torch.set_num_threads before timing (None: torch's default)
+    only: List[str] = field(default_factory=list)  # case names to run (empty: all)
+    cases: List[Dict[str, Any]] = field(default_factory=list)  # see experiments/speed.py Case
+
+
+@dataclass
+class VizbenchConf:
+    """The whole run config."""
+
+    experiment: str = "default"
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "off"
+    channels_last: bool = False
+    compile: bool = False
+    progress: bool = True
+    resume: bool = False
+    target: TargetConf = field(default_factory=TargetConf)
+    model: ModelConf = field(default_factory=ModelConf)
+    method: MethodConf = field(default_factory=MethodConf)
+    data: DataConf = field(default_factory=DataConf)
+    metrics: MetricsConf = field(default_factory=MetricsConf)
+    speed: SpeedConf = field(default_factory=SpeedConf)
+
+
+def register() -> None:
+    """Register the schema as `vizbench_schema` (the first entry of conf/config.yaml's defaults)."""
+    ConfigStore.instance().store(name="vizbench_schema", node=VizbenchConf)

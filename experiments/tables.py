@@ -1,0 +1,79 @@
+"""The long-format results table and the pictures and arrays a run writes beside it."""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+COLUMNS = ["run_id", "experiment", "method", "preset", "model", "weights", "data", "layer", "unit", "seed",
+           "device", "metric", "value", "status"]
+
+
+def to_frame(rows: Iterable[dict[str, Any]], context: dict[str, Any]) -> pd.DataFrame:
+    """Rows (each at least metric/value) merged with the run's context columns, required columns first."""
+    df = pd.DataFrame([{**context, **row} for row in rows])
+    for col in COLUMNS:
+        if col not in df:
+            df[col] = None
+    df["status"] = df["status"].fillna("ok")
+    df["unit"] = df["unit"].astype("Int64")
+    extra = [c for c in df.columns if c not in COLUMNS]
+    return df[COLUMNS + extra]
+
+
+def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> None:
+    """Write `df` to `path` through a temp file and a rename, so a reader never sees half a table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            df.to_csv(f, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def upscale(images: Tensor, min_side: int = 64) -> Tensor:
+    """Nearest-neighbour upsampling so small images (e.g. 7x7 filters) are legible."""
+    factor = max(1, math.ceil(min_side / images.shape[-1]))
+    return F.interpolate(images, scale_factor=factor, mode="nearest") if factor > 1 else images
+
+
+def save_grid(images: Tensor, path: str | Path, nrow: int) -> None:
+    """Save [K, C, H, W] images in [0, 1] as one PNG grid with `nrow` images per row."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    grid = make_grid(upscale(images.detach().float().cpu().clamp(0, 1)), nrow=nrow, padding=2, pad_value=1.0)
+    save_image(grid, str(path))
+
+
+def safe_name(*parts: Any) -> str:
+    """A file name from parts joined by '__' ('' becomes 'output')."""
+    return "__".join(str(p) if str(p) else "output" for p in parts).replace("/", "-")
+
+
+def save_arrays(obj: dict[str, Any], path: str | Path) -> None:
+    """Save tensors (and plain values) with torch.save, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def summary_markdown(df: pd.DataFrame) -> str:
+    """A compact markdown table: mean value of each metric (rows) per method and layer (columns), over units."""
+    ok = df[df["status"] == "ok"]
+    if ok.empty:
+        return "(no ok rows)"
+    table = ok.pivot_table(index="metric", columns=["method", "layer"], values="value", aggfunc="mean")
+    return table.round(3).to_markdown()

@@ -1,0 +1,224 @@
+"""Occlusion sensitivity (Zeiler & Fergus 2014): how much a target score drops when a patch hides each region.
+
+Map semantics equal captum's Occlusion with sliding_window_shapes=(3, window, window), strides=(3, stride, stride):
+windows start at 0, stride, ... up to the first start that reaches the last pixel (the last window is clipped to
+the image), and each pixel gets the mean over the windows covering it of (original score - occluded score).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.transforms.functional import gaussian_blur
+
+from methods.base import Target, Visualization, check_units, read_out, truncate
+from methods.receptive_field import box, receptive_field
+
+FILLS = ("grey", "zero", "mean", "blur")
+KINDS = ("class", "channel", "neuron")
+
+
+def visualize(
+    model: nn.Module,
+    images: Tensor,
+    target: Target,
+    *,
+    normalize: nn.Module | None = None,
+    window: int = 8,
+    stride: int = 4,
+    fill: str | float = "grey",
+    batch_size: int = 64,
+    reduce: str = "mean",
+    output: str = "logit",
+    skip_outside_rf: bool = True,
+    progress: bool = False,
+) -> Visualization:
+    """Occlusion maps of `images` [N, 3, H, W] in [0, 1] for every unit of `target` (class, channel or neuron).
+
+    Args:
+        fill: what hides a window: "grey" (0.5), "zero", "mean" (the image's mean colour), "blur" (the blurred
+            image), or a number.
+        reduce: channel targets: "mean" (spatial mean) or "max" (feature-map max, Zeiler & Fergus Fig. 7).
+        output: class targets: "logit" or "prob" (softmax).
+        skip_outside_rf: neuron targets: do not evaluate windows outside the unit's receptive field (their drop
+            is exactly zero).
+
+    Returns images = heatmaps [U*N, 3, H, W] (unit-major), values["mean_drop"] [U], extras["maps"] [N, U, H, W]
+    (raw drops), "perturbations" (occluded images evaluated), "windows" (row and column starts), "evaluated"
+    ([rows, cols] bool: windows evaluated).
+    """
+    _check(images, target, window, stride, fill, batch_size, reduce, output)
+    device = next(model.parameters()).device
+    images = images.to(device)
+    n, _, h, w = images.shape
+    net = truncate(model, target.layer, normalize)
+    base = baseline(images, fill, window)
+    rows, cols = window_starts(h, window, stride, device), window_starts(w, window, stride, device)
+    with torch.inference_mode():
+        first, *rest = images.split(batch_size)
+        acts = net(first)
+        _check_units(acts, target)
+        orig = torch.cat([score(a, target, reduce, output) for a in [acts, *map(net, rest)]])
+        keep = torch.ones(len(rows), len(cols), dtype=torch.bool, device=device)
+        if skip_outside_rf and target.kind == "neuron":
+            keep = _windows_in_field(model, target, acts.shape[-2:], (h, w), rows, cols, window, images.shape[1])
+        drops = _drops(net, images, base, orig, keep, rows, cols, window, target, reduce, output, batch_size, progress)
+    maps = spread(drops.clone(), window, stride, h, w)  # clone: a normal tensor, not an inference tensor
+    return Visualization(
+        images=heatmaps(images, maps),
+        units=tuple(target.units),
+        values={"mean_drop": maps.mean(dim=(0, 2, 3))},
+        extras={"maps": maps, "perturbations": n * int(keep.sum()), "windows": (rows, cols),
+                "evaluated": keep.clone()},
+    )
+
+
+def score(acts: Tensor, target: Target, reduce: str = "mean", output: str = "logit") -> Tensor:
+    """Per-image scores [B, U] of the target's units from the truncated model's output."""
+    idx = torch.tensor(target.units, device=acts.device)
+    if target.kind == "class":
+        if acts.dim() != 2:
+            raise ValueError(f"class targets need a layer with [N, classes] output; layer {target.layer!r} gives {tuple(acts.shape)}")
+        return (acts.softmax(1) if output == "prob" else acts)[:, idx]
+    if target.kind == "channel" and reduce == "max":
+        return acts[:, idx].flatten(2).amax(2)
+    return read_out(acts, target)
+
+
+def baseline(images: Tensor, fill: str | float, window: int) -> Tensor | float:
+    """What replaces an occluded window: a number or a tensor shaped like `images`."""
+    if not isinstance(fill, str):
+        return float(fill)
+    if fill == "grey":
+        return 0.5
+    if fill == "zero":
+        return 0.0
+    if fill == "mean":
+        return images.mean(dim=(2, 3), keepdim=True).expand_as(images).contiguous()
+    sigma = window / 2
+    kernel = min(2 * math.ceil(3 * sigma) + 1, 2 * min(images.shape[-2:]) - 1)
+    return gaussian_blur(images, [kernel, kernel], [sigma, sigma])
+
+
+def window_starts(size: int, window: int, stride: int, device: torch.device | None = None) -> Tensor:
+    """Window start coordinates along one axis, as captum places them (the last one may stick out)."""
+    count = math.ceil((size - window) / stride) + 1
+    return torch.arange(count, device=device) * stride
+
+
+def spread(drops: Tensor, window: int, stride: int, h: int, w: int) -> Tensor:
+    """Per-pixel mean of the drops [N, U, rows, cols] of the windows covering each pixel: [N, U, H, W]."""
+    rows = _coverage(drops.shape[-2], window, stride, h, drops)  # [rows, H]: window i covers pixel row y
+    cols = _coverage(drops.shape[-1], window, stride, w, drops)
+    total = rows.T @ drops @ cols  # sum over windows of drop * box, separably
+    return total / (rows.sum(0)[:, None] * cols.sum(0)[None, :])
+
+
+def _coverage(count: int, window: int, stride: int, size: int, like: Tensor) -> Tensor:
+    """[count, size] float: 1 where window i (starting at i * stride) covers the pixel."""
+    starts = torch.arange(count, device=like.device)[:, None] * stride
+    pixels = torch.arange(size, device=like.device)[None, :]
+    return ((pixels >= starts) & (pixels < starts + window)).to(like.dtype)
+
+
+def occlude(images: Tensor, base: Tensor | float, which: Tensor, top: Tensor, left: Tensor, window: int) -> Tensor:
+    """Copies of images[which] with the window at (top, left) replaced by the baseline: [B, 3, H, W]."""
+    out = images[which]
+    for k, (n, t, l) in enumerate(zip(which.tolist(), top.tolist(), left.tolist())):
+        out[k, :, t:t + window, l:l + window] = base[n, :, t:t + window, l:l + window] if isinstance(base, Tensor) else base
+    return out
+
+
+def heatmaps(images: Tensor, maps: Tensor) -> Tensor:
+    """Display maps [U*N, 3, H, W] (unit-major): red where hiding lowers the score, blue where it raises it,
+    blended over the grey photo with opacity proportional to |map| / max |map|."""
+    v = maps / maps.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-12)  # [N, U, H, W] in [-1, 1]
+    red = torch.tensor([1.0, 0.0, 0.0], device=maps.device).view(1, 1, 3, 1, 1)
+    blue = torch.tensor([0.0, 0.0, 1.0], device=maps.device).view(1, 1, 3, 1, 1)
+    colour = torch.where(v[:, :, None] >= 0, red, blue)
+    alpha = 0.8 * v.abs()[:, :, None]
+    photo = images.mean(1, keepdim=True)[:, None]  # [N, 1, 1, H, W]
+    out = (1 - alpha) * photo + alpha * colour
+    return out.transpose(0, 1).reshape(-1, 3, *maps.shape[-2:]).clamp(0, 1)
+
+
+def _drops(
+    net: nn.Module, images: Tensor, base: Tensor | float, orig: Tensor, keep: Tensor, rows: Tensor, cols: Tensor,
+    window: int, target: Target, reduce: str, output: str, batch_size: int, progress: bool,
+) -> Tensor:
+    """Score drops [N, U, rows, cols] of every kept window of every image, in batches (0 where not kept)."""
+    n = images.shape[0]
+    kept = keep.nonzero()  # [K, 2] window grid indices
+    which = torch.arange(n, device=images.device).repeat_interleave(len(kept))
+    grid = kept.repeat(n, 1)
+    drops = orig.new_zeros(n, orig.shape[1], len(rows), len(cols))
+    chunks = range(0, len(which), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="occlusion", unit="batch")
+    for start in chunks:
+        b, (i, j) = which[start:start + batch_size], grid[start:start + batch_size].T
+        occluded = occlude(images, base, b, rows[i], cols[j], window)
+        drops[b, :, i, j] = orig[b] - score(net(occluded), target, reduce, output)
+    return drops
+
+
+def _windows_in_field(
+    model: nn.Module, target: Target, map_hw: tuple[int, int], image_hw: tuple[int, int], rows: Tensor, cols: Tensor,
+    window: int, in_channels: int,
+) -> Tensor:
+    """Bool [rows, cols]: windows that overlap the neuron's receptive field (all, if it cannot be computed)."""
+    try:
+        rf = receptive_field(model, target.layer, image_hw, in_channels=in_channels)
+    except ValueError:
+        return torch.ones(len(rows), len(cols), dtype=torch.bool, device=rows.device)
+    r, c = target.position if target.position is not None else (map_hw[0] // 2, map_hw[1] // 2)
+    (top, left, bottom, right), _ = box(rf, r, c, image_hw)
+    in_rows = (rows < bottom) & (rows + window > top)
+    in_cols = (cols < right) & (cols + window > left)
+    return in_rows[:, None] & in_cols[None, :]
+
+
+def _check_units(acts: Tensor, target: Target) -> None:
+    """Raise one line if a unit is outside the layer's channels (or the model's classes)."""
+    check_units(target.units, acts.shape[1], target.layer or "<logits>")
+    if target.kind in ("channel", "neuron") and acts.dim() != 4:
+        raise ValueError(f"{target.kind} targets need a [N, C, H, W] layer; {target.layer!r} gives {tuple(acts.shape)}")
+    check_position(target, acts)
+
+
+def check_position(target: Target, acts: Tensor) -> None:
+    """Raise one line if a neuron target's position lies outside the layer's map."""
+    if target.kind == "neuron" and target.position is not None:
+        (r, c), (h, w) = target.position, acts.shape[-2:]
+        if not (0 <= r < h and 0 <= c < w):
+            raise ValueError(f"target.position={tuple(target.position)} is outside layer {target.layer!r}'s {h}x{w} map")
+
+
+def _check(
+    images: Tensor, target: Target, window: int, stride: int, fill: str | float, batch_size: int, reduce: str, output: str
+) -> None:
+    """One-line ValueErrors for bad arguments."""
+    if images.dim() != 4:
+        raise ValueError(f"images must be [N, C, H, W]; got shape {tuple(images.shape)}")
+    if target.kind not in KINDS:
+        raise ValueError(f"occlusion supports target.kind {', '.join(KINDS)}; got {target.kind!r}")
+    if not target.units:
+        raise ValueError("target.units is empty; name at least one unit (class index or channel)")
+    if not 0 < window <= min(images.shape[-2:]):
+        raise ValueError(f"window={window} must be in 1..{min(images.shape[-2:])} (the image side)")
+    if not 0 < stride <= window:
+        raise ValueError(f"stride={stride} must be in 1..window={window}, so every pixel is covered")
+    if isinstance(fill, str) and fill not in FILLS:
+        raise ValueError(f"fill={fill!r} is not one of {', '.join(FILLS)} (or a number)")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    if reduce not in ("mean", "max"):
+        raise ValueError(f"reduce={reduce!r} is not one of mean, max")
+    if output not in ("logit", "prob"):
+        raise ValueError(f"output={output!r} is not one of logit, prob")
+    if output == "prob" and target.kind != "class":
+        raise ValueError(f"output='prob' needs a class target; got kind {target.kind!r}")

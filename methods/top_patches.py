@@ -1,0 +1,200 @@
+"""Dataset exemplars: the k image patches (receptive fields) that activate each unit most, in one streaming pass."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from methods.base import Target, Visualization, check_units, truncate
+from methods.occlusion import check_position
+from methods.receptive_field import ReceptiveField, receptive_field
+
+MODES = ("max", "location")
+GREY = 0.5
+
+Winners = tuple[Tensor, Tensor, Tensor]  # activations, image indices, flat map positions: each [U, m]
+
+
+def visualize(
+    model: nn.Module,
+    images: Tensor | Iterable[Tensor],
+    target: Target,
+    *,
+    normalize: nn.Module | None = None,
+    k: int = 9,
+    per_image: int | None = 1,
+    batch_size: int = 64,
+    mode: str = "max",
+    crop_size: int | None = None,
+    progress: bool = False,
+) -> Visualization:
+    """Top-k (image, position) pairs of every unit of a conv layer, with receptive-field crops and context.
+
+    Args:
+        images: [N, 3, H, W] in [0, 1], or an iterable of such batches (streamed; only winners are kept).
+        mode: "max": each image competes with its spatial max; "location": every position competes, at most
+            `per_image` per image (None = no limit). Neuron targets compete at their one position.
+        batch_size: batch size for a tensor of images (an iterable's own batches are used as they come).
+        crop_size: side of the returned crops; None = the receptive field, at most the image side.
+
+    Returns images = crops [U*k, 3, s, s] (unit-major, grey where the field leaves the image), values
+    ["topk_mean_activation"] [U], extras "boxes" / "boxes_unclipped" [U, k, 4] (top, left, bottom, right; bottom
+    and right exclusive), "indices" [U, k] (source image), "activations" [U, k], "positions" [U, k, 2] (map row,
+    col), "rf", "rf_ignores_global", "context" [U*k, 3, H, W], "images_processed", "layer". Fewer than k winners
+    when there are fewer candidates.
+    """
+    _check(target, k, per_image, batch_size, mode)
+    device = next(model.parameters()).device
+    net = truncate(model, target.layer, normalize)
+    units = torch.tensor(target.units, device=device)
+    kept: dict[int, Tensor] | None = None if isinstance(images, Tensor) else {}
+    top, seen, map_hw, image_chw = None, 0, None, None
+    with torch.inference_mode():
+        for batch in _batches(images, batch_size, progress):
+            acts = net(batch.to(device))
+            if top is None:
+                _check_layer(acts, target)
+                map_hw, image_chw = tuple(acts.shape[-2:]), tuple(batch.shape[1:])
+            cand = _candidates(acts[:, units], target, mode, per_image, seen)
+            top = _merge(top, cand, k)
+            if kept is not None:
+                _keep(kept, top[1], batch, seen)
+            seen += len(batch)
+    if top is None:
+        raise ValueError("images is empty: no batches to rank")
+    return _result(model, target, images, kept, top, map_hw, image_chw, seen, crop_size)
+
+
+def _batches(images: Tensor | Iterable[Tensor], batch_size: int, progress: bool) -> Iterable[Tensor]:
+    """Batches [B, 3, H, W]: slices of a tensor, or an iterable's items (the first element of tuples)."""
+    if isinstance(images, Tensor):
+        if images.dim() != 4:
+            raise ValueError(f"images must be [N, C, H, W]; got shape {tuple(images.shape)}")
+        batches: Iterable[Tensor] = images.split(batch_size)
+    else:
+        batches = (b[0] if isinstance(b, (tuple, list)) else b for b in images)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="top patches", unit="batch")
+    return batches
+
+
+def _candidates(acts: Tensor, target: Target, mode: str, per_image: int | None, offset: int) -> Winners:
+    """Each image's candidates per unit from acts [B, U, h, w]: ([U, B*m] values, image indices, positions)."""
+    b, u, h, w = acts.shape
+    flat = acts.flatten(2).transpose(0, 1)  # [U, B, h*w]
+    if target.kind == "neuron":
+        r, c = target.position if target.position is not None else (h // 2, w // 2)
+        pos = torch.full((u, b, 1), r * w + c, device=acts.device)
+        vals = flat.gather(2, pos)
+    else:
+        m = 1 if mode == "max" else min(per_image or h * w, h * w)
+        vals, pos = flat.topk(m, dim=2)
+    idx = (torch.arange(b, device=acts.device) + offset).view(1, b, 1).expand_as(vals)
+    return vals.reshape(u, -1), idx.reshape(u, -1), pos.reshape(u, -1)
+
+
+def _merge(top: Winners | None, cand: Winners, k: int) -> Winners:
+    """The k best of the running winners and a batch's candidates, per unit, best first."""
+    pool = cand if top is None else tuple(torch.cat([a, b], dim=1) for a, b in zip(top, cand))
+    vals, order = pool[0].topk(min(k, pool[0].shape[1]), dim=1)
+    return vals, pool[1].gather(1, order), pool[2].gather(1, order)
+
+
+def _keep(kept: dict[int, Tensor], winners: Tensor, batch: Tensor, offset: int) -> None:
+    """Keep (streamed input) only the images that are winners now, adding new ones from `batch`."""
+    wanted = set(winners.unique().tolist())
+    for i in wanted - kept.keys():
+        kept[i] = batch[i - offset].clone()
+    for i in kept.keys() - wanted:
+        del kept[i]
+
+
+def _result(
+    model: nn.Module, target: Target, images: Tensor | Iterable[Tensor], kept: dict[int, Tensor] | None, top: Winners,
+    map_hw: tuple[int, int], image_chw: tuple[int, int, int], seen: int, crop_size: int | None,
+) -> Visualization:
+    """Boxes, crops and context pictures of the winners."""
+    vals, idx, pos = (t.clone() for t in top)  # clone: normal tensors, not inference tensors
+    u, k = vals.shape
+    channels, h, w = image_chw
+    rf, ignored = _field(model, target.layer, (h, w), channels)
+    rows, cols = pos // map_hw[1], pos % map_hw[1]
+    full = torch.stack([rf.offset + rows * rf.stride, rf.offset + cols * rf.stride], -1)
+    full = torch.cat([full, full + rf.size], -1)  # [U, k, 4] top, left, bottom, right (exclusive)
+    clipped = torch.stack([full[..., 0].clamp(min=0), full[..., 1].clamp(min=0), full[..., 2].clamp(max=h), full[..., 3].clamp(max=w)], -1)
+    flat_idx = idx.flatten().cpu()
+    sources = images[flat_idx] if kept is None else torch.stack([kept[i] for i in flat_idx.tolist()])
+    dev = sources.device
+    full, clipped = full.reshape(-1, 4).cpu(), clipped.reshape(-1, 4).cpu()
+    side = crop_size or min(rf.size, max(h, w))
+    crops = torch.stack([_crop(img, c, f, side) for img, c, f in zip(sources, clipped.tolist(), full.tolist())])
+    return Visualization(
+        images=crops,
+        units=tuple(target.units),
+        values={"topk_mean_activation": vals.mean(1).to(dev)},
+        extras={
+            "boxes": clipped.view(u, k, 4).to(dev), "boxes_unclipped": full.view(u, k, 4).to(dev),
+            "indices": idx.to(dev), "activations": vals.to(dev),
+            "positions": torch.stack([rows, cols], -1).to(dev), "rf": rf, "rf_ignores_global": ignored,
+            "context": _context(sources, clipped), "images_processed": seen, "layer": target.layer,
+        },
+    )
+
+
+def _field(model: nn.Module, layer: str, image_hw: tuple[int, int], channels: int) -> tuple[ReceptiveField, bool]:
+    """The layer's receptive field; where global branches (e.g. squeeze-excitation) make it the whole image,
+    the local one without them, flagged True."""
+    try:
+        return receptive_field(model, layer, image_hw, in_channels=channels), False
+    except ValueError:
+        return receptive_field(model, layer, image_hw, ignore_global=True, in_channels=channels), True
+
+
+def _crop(image: Tensor, clipped: list[int], full: list[int], side: int) -> Tensor:
+    """The full receptive-field box of `image` [3, H, W], grey where it sticks out, resized to side x side."""
+    t, l, b, r = clipped
+    ft, fl, fb, fr = full
+    patch = F.pad(image[:, t:b, l:r], (l - fl, fr - r, t - ft, fb - b), value=GREY)
+    if patch.shape[-1] != side:
+        patch = F.interpolate(patch[None], size=(side, side), mode="bilinear", antialias=True, align_corners=False)[0]
+    return patch
+
+
+def _context(sources: Tensor, boxes: Tensor) -> Tensor:
+    """The source images [K, 3, H, W] with each winner's (clipped) receptive-field box outlined in grey."""
+    out = sources.clone()
+    th = max(1, round(max(sources.shape[-2:]) / 100))
+    for img, (t, l, b, r) in zip(out, boxes.tolist()):
+        img[:, t:t + th, l:r] = GREY
+        img[:, b - th:b, l:r] = GREY
+        img[:, t:b, l:l + th] = GREY
+        img[:, t:b, r - th:r] = GREY
+    return out
+
+
+def _check_layer(acts: Tensor, target: Target) -> None:
+    """One line if the layer has no spatial map or a unit is out of range."""
+    if acts.dim() != 4:
+        raise ValueError(f"top patches need a conv layer with [N, C, H, W] output; {target.layer or '<logits>'!r} gives {tuple(acts.shape)}")
+    check_units(target.units, acts.shape[1], target.layer)
+    check_position(target, acts)
+
+
+def _check(target: Target, k: int, per_image: int | None, batch_size: int, mode: str) -> None:
+    """One-line ValueErrors for bad arguments."""
+    if target.kind not in ("channel", "neuron"):
+        raise ValueError(f"top_patches supports target.kind channel, neuron; got {target.kind!r}")
+    if not target.units:
+        raise ValueError("target.units is empty; name at least one channel")
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+    if k < 1 or batch_size < 1:
+        raise ValueError(f"k={k} and batch_size={batch_size} must be >= 1")
+    if per_image is not None and per_image < 1:
+        raise ValueError(f"per_image={per_image} must be >= 1 (or None for no limit)")
+    if mode == "max" and per_image != 1:
+        raise ValueError(f"per_image={per_image} needs mode='location'; mode='max' takes one winner (the max) per image")

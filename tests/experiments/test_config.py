@@ -1,0 +1,52 @@
+"""Every config composes; misspelled keys and wrong types fail before any work, naming the key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from tests.conftest import make_cfg
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def options(group: str) -> list[str]:
+    """Option names of a config group, nested groups as 'sub/name'."""
+    return sorted(str(p.relative_to(CONF / group).with_suffix("")) for p in (CONF / group).rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["method", "model", "data", "experiment"])
+def test_every_option_composes(group: str) -> None:
+    for option in options(group):
+        cfg = make_cfg(f"{group}={option}")
+        assert cfg.seed == 0 and cfg[group] is not None if group != "experiment" else cfg.experiment
+
+
+def test_misspelled_key_fails_naming_it() -> None:
+    with pytest.raises((ConfigCompositionException, ConfigKeyError)) as err:
+        make_cfg("model.wieghts=x")
+    assert "wieghts" in str(err.value)
+
+
+def test_wrong_type_fails_naming_key() -> None:
+    with pytest.raises((ConfigCompositionException, ValidationError)) as err:
+        make_cfg("seed=abc")
+    assert "seed" in str(err.value)
+
+
+def test_default_experiment_sweeps_models_and_methods() -> None:
+    from hydra import compose, initialize_config_module
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert set(cfg.hydra.sweeper.params.model.split(",")) == {"planted", "shapes_cnn"}
+
+
+def test_slurm_launcher_config_composes() -> None:
+    from hydra import compose, initialize_config_module
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.gpus_per_node == 1 and launcher.partition == "gpu"

@@ -1,0 +1,77 @@
+"""Sweeps: one run folder per job with every launcher, failures recorded, resume skips finished jobs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["method=raw_weights", "data.n=32", "metrics.enabled=[]", "progress=false"]
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`python -m experiments.run ARGS` from the repo root."""
+    return subprocess.run([sys.executable, "-m", "experiments.run", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+
+
+def job_tables(sweep: Path) -> list[pd.DataFrame]:
+    """Every job's metrics.csv in a sweep folder, in job order."""
+    return [pd.read_csv(p) for p in sorted(sweep.glob("*/metrics.csv"), key=lambda p: int(p.parent.name))]
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local"])
+def test_sweep_writes_one_run_folder_per_job(tmp_path: Path, launcher: str) -> None:
+    extra = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+             "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"]}[launcher]
+    proc = run_cli("-m", "model=planted,shapes_cnn", "seed=0,1", *SMALL, *extra, f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tables = job_tables(tmp_path)
+    assert len(tables) == 4 and all((tmp_path / str(i) / "DONE").exists() for i in range(4))
+    pairs = {(t.model[0], int(t.seed[0])) for t in tables}
+    assert pairs == {("planted", 0), ("planted", 1), ("shapes_cnn", 0), ("shapes_cnn", 1)}
+    assert all((t.status == "ok").all() for t in tables)
+    assert (tmp_path / "results.parquet").exists()
+
+
+def test_failed_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
+    proc = run_cli("-m", "model=planted", "target.layer=conv1,nope", "target.units=[0]", *SMALL, f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ok, failed = job_tables(tmp_path)
+    assert (ok.status == "ok").all()
+    assert failed.status[0].startswith("failed: ValueError: unknown layer 'nope'")
+
+
+def test_resume_runs_only_missing_jobs(tmp_path: Path) -> None:
+    args = ["-m", "model=planted", "seed=0,1,2,3", *SMALL, f"hydra.sweep.dir={tmp_path}"]
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.run", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (tmp_path / "1" / "DONE").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    done_before = {p.parent.name: p.stat().st_mtime_ns for p in tmp_path.glob("*/DONE")}
+    assert 2 <= len(done_before) < 4, "the sweep was not killed halfway"
+    proc = run_cli(*args, "resume=true")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    done_after = {p.parent.name: p.stat().st_mtime_ns for p in tmp_path.glob("*/DONE")}
+    assert set(done_after) == {"0", "1", "2", "3"}
+    assert all(done_after[job] == mtime for job, mtime in done_before.items())
+
+
+def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
+    proc = run_cli("model=torchvision", "model.name=resnet181", *SMALL, f"hydra.run.dir={tmp_path}", "hydra.mode=RUN")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "error: ValueError: unknown torchvision model 'resnet181'; did you mean resnet18" in proc.stderr
+
+
+def test_misspelled_key_on_command_line(tmp_path: Path) -> None:
+    proc = run_cli("model.wieghts=x", f"hydra.run.dir={tmp_path}", "hydra.mode=RUN")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "wieghts" in proc.stderr

@@ -1,0 +1,165 @@
+"""Top patches: streaming top-k equals brute force, per_image caps, crops are the receptive-field boxes."""
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import Tensor, nn
+
+from methods import top_patches
+from methods.base import Target, truncate
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "method" / "top_patches.yaml"
+UNITS = (0, 3, 5)
+
+
+def small_net() -> nn.Module:
+    """A seeded conv net whose 'conv2' map is 8x8 for 16 px inputs, with a receptive field of 8 px."""
+    torch.manual_seed(0)
+    return nn.Sequential(OrderedDict(
+        conv1=nn.Conv2d(3, 6, 3, padding=1), relu1=nn.ReLU(), pool=nn.MaxPool2d(2),
+        conv2=nn.Conv2d(6, 8, 3, padding=1), relu2=nn.ReLU(), gap=nn.AdaptiveAvgPool2d(1), flat=nn.Flatten(),
+        fc=nn.Linear(8, 5),
+    )).eval()
+
+
+@pytest.fixture
+def data() -> Tensor:
+    torch.manual_seed(3)
+    return torch.rand(13, 3, 16, 16)
+
+
+def _all_acts(model: nn.Module, images: Tensor, layer: str = "conv2") -> Tensor:
+    """Brute force: every activation [N, U, h, w] of the units."""
+    with torch.no_grad():
+        return truncate(model, layer)(images)[:, list(UNITS)]
+
+
+def _brute(acts: Tensor, k: int, per_image: int | None) -> list[list[tuple[float, int, int]]]:
+    """Per unit, the k best (value, image, flat position) taking at most per_image per image."""
+    n, u, h, w = acts.shape
+    out = []
+    for j in range(u):
+        ranked = sorted(((acts[i, j].flatten()[p].item(), i, p) for i in range(n) for p in range(h * w)), reverse=True)
+        taken, count = [], {}
+        for v, i, p in ranked:
+            if per_image is None or count.get(i, 0) < per_image:
+                taken.append((v, i, p))
+                count[i] = count.get(i, 0) + 1
+            if len(taken) == k:
+                break
+        out.append(taken)
+    return out
+
+
+def _as_list(vis, w: int) -> list[list[tuple[float, int, int]]]:
+    """The visualization's winners in the brute-force format."""
+    a, i, p = vis.extras["activations"], vis.extras["indices"], vis.extras["positions"]
+    return [[(a[u, j].item(), int(i[u, j]), int(p[u, j, 0] * w + p[u, j, 1])) for j in range(a.shape[1])] for u in range(a.shape[0])]
+
+
+@pytest.mark.parametrize("mode,per_image,k", [("max", 1, 5), ("location", 1, 5), ("location", 3, 7), ("location", None, 6)])
+def test_topk_equals_brute_force(data: Tensor, mode: str, per_image: int | None, k: int) -> None:
+    model = small_net()
+    vis = top_patches.visualize(model, data, Target("conv2", UNITS), k=k, per_image=per_image, mode=mode, batch_size=4)
+    expected = _brute(_all_acts(model, data), k, per_image)
+    got = _as_list(vis, 8)
+    for e, g in zip(expected, got):
+        assert [x[1:] for x in g] == [x[1:] for x in e]
+        torch.testing.assert_close(torch.tensor([x[0] for x in g]), torch.tensor([x[0] for x in e]))
+    torch.testing.assert_close(vis.values["topk_mean_activation"], vis.extras["activations"].mean(1))
+
+
+def test_per_image_caps_winners_per_image(data: Tensor) -> None:
+    vis = top_patches.visualize(small_net(), data, Target("conv2", UNITS), k=9, per_image=2, mode="location")
+    for row in vis.extras["indices"]:
+        assert torch.bincount(row).max() <= 2
+    distinct = top_patches.visualize(small_net(), data, Target("conv2", UNITS), k=9)
+    for row in distinct.extras["indices"]:
+        assert len(set(row.tolist())) == 9
+
+
+def test_stream_equals_tensor(data: Tensor) -> None:
+    target = Target("conv2", UNITS)
+    whole = top_patches.visualize(small_net(), data, target, k=4, batch_size=100)
+    stream = top_patches.visualize(small_net(), ((b, None) for b in data.split(3)), target, k=4)
+    for key in ("indices", "positions", "boxes", "boxes_unclipped", "context"):
+        assert torch.equal(whole.extras[key], stream.extras[key]), key
+    assert torch.equal(whole.images, stream.images)
+    assert stream.extras["images_processed"] == len(data)
+
+
+def test_crops_equal_the_box_region(data: Tensor) -> None:
+    vis = top_patches.visualize(small_net(), data, Target("conv2", UNITS), k=6, mode="location", per_image=None)
+    rf = vis.extras["rf"]
+    assert (rf.size, rf.stride, rf.offset) == (8, 2, -3)
+    assert vis.images.shape == (len(UNITS) * 6, 3, 8, 8)
+    boxes, full, idx = vis.extras["boxes"].flatten(0, 1), vis.extras["boxes_unclipped"].flatten(0, 1), vis.extras["indices"].flatten()
+    assert (boxes != full).any(dim=1).sum() >= 3  # some crops stick out of the image and are padded
+    for crop, (t, l, b, r), (ft, fl, fb, fr), i in zip(vis.images, boxes.tolist(), full.tolist(), idx.tolist()):
+        expected = torch.full((3, fb - ft, fr - fl), 0.5)
+        expected[:, t - ft:b - ft, l - fl:r - fl] = data[i][:, t:b, l:r]
+        assert torch.equal(crop, expected)
+
+
+def test_box_contains_gradient_support(data: Tensor) -> None:
+    model = small_net()
+    vis = top_patches.visualize(model, data, Target("conv2", UNITS), k=3)
+    net = truncate(model, "conv2")
+    for u, unit in enumerate(UNITS):
+        for j in range(3):
+            i, (r, c) = int(vis.extras["indices"][u, j]), vis.extras["positions"][u, j].tolist()
+            x = data[i:i + 1].clone().requires_grad_(True)
+            net(x)[0, unit, r, c].backward()
+            support = x.grad[0].abs().sum(0) > 0
+            t, l, b, rr = vis.extras["boxes"][u, j].tolist()
+            inside = torch.zeros_like(support)
+            inside[t:b, l:rr] = True
+            assert support.any() and not (support & ~inside).any()
+
+
+def test_context_outlines_box_in_grey(data: Tensor) -> None:
+    vis = top_patches.visualize(small_net(), data, Target("conv2", (1,)), k=2)
+    for ctx, (t, l, b, r), i in zip(vis.extras["context"], vis.extras["boxes"][0].tolist(), vis.extras["indices"][0].tolist()):
+        assert (ctx[:, t, l:r] == 0.5).all() and (ctx[:, b - 1, l:r] == 0.5).all() and (ctx[:, t:b, l] == 0.5).all()
+        outside = torch.ones(16, 16, dtype=torch.bool)
+        outside[t:b, l:r] = False
+        assert torch.equal(ctx[:, outside], data[i][:, outside])
+
+
+def test_neuron_target_competes_at_its_position(data: Tensor) -> None:
+    vis = top_patches.visualize(small_net(), data, Target("conv2", (2,), "neuron", position=(1, 6)), k=4)
+    assert (vis.extras["positions"] == torch.tensor([1, 6])).all()
+    acts = truncate(small_net(), "conv2")(data)[:, 2, 1, 6].detach()
+    torch.testing.assert_close(vis.extras["activations"][0], acts.topk(4).values)
+
+
+def test_fewer_candidates_than_k_and_crop_size(data: Tensor) -> None:
+    vis = top_patches.visualize(small_net(), data[:2], Target("conv2", UNITS), k=9, crop_size=24)
+    assert vis.extras["indices"].shape == (3, 2) and vis.images.shape == (6, 3, 24, 24)
+    assert vis.images.min() >= 0 and vis.images.max() <= 1
+
+
+@pytest.mark.parametrize("target,kw,match", [
+    (Target("conv2", (0,), "class"), {}, "kind"),
+    (Target("conv2", (0,)), dict(mode="avg"), "mode='avg'"),
+    (Target("conv2", (0,)), dict(per_image=2), "per_image=2"),
+    (Target("conv2", (9,)), {}, "unit index 9"),
+    (Target("fc", (0,)), {}, "conv layer"),
+    (Target("conv2", (0,)), dict(k=0), "k=0"),
+    (Target("conv2", (0,), "neuron", position=(8, 0)), {}, "position"),
+])
+def test_bad_arguments_raise_one_line(data: Tensor, target: Target, kw: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        top_patches.visualize(small_net(), data, target, **kw)
+
+
+def test_config_params_are_keyword_arguments() -> None:
+    cfg = yaml.safe_load(CONF.read_text())
+    assert cfg["name"] == "top_patches" and cfg["preset"] == "default"
+    kwargs = {k for k, p in inspect.signature(top_patches.visualize).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    assert set(cfg["params"]) <= kwargs
