@@ -134,7 +134,6 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         from experiments.speed import run_speed
         return run_speed(cfg)
     check_params(cfg.method.name, OmegaConf.to_container(cfg.method.params, resolve=True))
-    method_function(cfg.method.name)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     spec = build_model(cfg.model)
