@@ -13,14 +13,6 @@ from methods.gradient_ascent.objectives import channel
 PRESETS = sorted(Path(__file__).resolve().parents[2].glob("conf/method/gradient_ascent/*.yaml"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: threads only add contention on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 def planted(units: int = 3, k: int = 5) -> nn.Sequential:
     """One linear conv with known random filters: the optimum of a centre neuron under an L2 bound is its filter."""
     torch.manual_seed(0)
