@@ -1,6 +1,7 @@
 """`python -m experiments.run`: run one method on one model's targets, score it, and write the results table."""
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import traceback
@@ -22,7 +23,7 @@ from experiments.devices import device_label, resolve_device
 from experiments.scoring import Scoring
 from experiments.scoring import score as score_result
 from experiments.targets import resolve_targets
-from experiments.timing import measure, speed_rows
+from experiments.timing import measure, speed_rows, with_oom_retry
 from experiments.zoo import build_model
 from methods.base import Target
 
@@ -71,9 +72,9 @@ def visualize_target(cfg: DictConfig, spec: Any, data: Any, target: Target, opts
     params = OmegaConf.to_container(cfg.method.params, resolve=True)
     device = next(spec.model.parameters()).device
     result: list[Any] = []
-    timing = measure(lambda: result.append(call_method(cfg.method.name, spec, data, target, params, opts)),
+    timing = measure(lambda: result.append(call_with_oom_retry(cfg.method.name, spec, data, target, params, opts)),
                      device, repeats=1, warmup=0, memory=device.type == "cuda")
-    vis = result[0]
+    vis, batch_used = result[0]
     layer = vis.extras.get("layer", target.layer)
     work = {"units": len(vis.units)}
     if "images_processed" in vis.extras:
@@ -81,10 +82,22 @@ def visualize_target(cfg: DictConfig, spec: Any, data: Any, target: Target, opts
     if "perturbations" in vis.extras:
         work["perturbations"] = int(vis.extras["perturbations"])
     rows = [{"layer": layer, "unit": None, **r} for r in speed_rows(timing, work)]
+    if batch_used is not None:
+        rows.append({"layer": layer, "unit": None, "metric": "batch_size_used", "value": float(batch_used)})
     for name, values in vis.values.items():
         for unit, value in zip(vis.units, values.tolist()):
             rows.append({"layer": layer, "unit": unit, "metric": name, "value": float(value)})
     return vis, rows
+
+
+def call_with_oom_retry(name: str, spec: Any, data: Any, target: Target, params: dict, opts: RunOptions) -> tuple[Any, int | None]:
+    """Run the method; on CUDA out-of-memory halve its batch size (batch_size / units_per_batch) and retry."""
+    sig = inspect.signature(method_function(name)).parameters
+    key = next((k for k in ("batch_size", "units_per_batch") if k in sig), None)
+    if key is None:
+        return call_method(name, spec, data, target, params, opts), None
+    start = params.get(key, sig[key].default)
+    return with_oom_retry(lambda b: call_method(name, spec, data, target, {**params, key: b}, opts), start)
 
 
 def save_pictures(out: Path, method: str, layer: str, vis: Any) -> None:
@@ -121,7 +134,6 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         from experiments.speed import run_speed
         return run_speed(cfg)
     check_params(cfg.method.name, OmegaConf.to_container(cfg.method.params, resolve=True))
-    method_function(cfg.method.name)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     spec = build_model(cfg.model)

@@ -1,6 +1,8 @@
 """Shared fixtures: composed configs and a tiny CNN."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 import torch
 from hydra import compose, initialize_config_module
@@ -33,6 +35,16 @@ class TinyCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu2(self.conv2(self.relu1(self.conv1(x))))
         return self.fc(self.pool(x).flatten(1))
+
+
+def small_net() -> nn.Module:
+    """A seeded conv net (conv, pool, conv, global pool, linear; 5 classes): 'conv2' sees an 8 px field."""
+    torch.manual_seed(0)
+    return nn.Sequential(OrderedDict(
+        conv1=nn.Conv2d(3, 6, 3, padding=1), relu1=nn.ReLU(), pool=nn.MaxPool2d(2),
+        conv2=nn.Conv2d(6, 8, 3, padding=1), relu2=nn.ReLU(), gap=nn.AdaptiveAvgPool2d(1), flat=nn.Flatten(),
+        fc=nn.Linear(8, 5),
+    )).eval()
 
 
 def make_tiny_cnn() -> nn.Module:

@@ -12,7 +12,6 @@ Default runs are small; the full size is
 from __future__ import annotations
 
 import os
-import time
 from typing import Callable
 
 import pytest
@@ -22,6 +21,7 @@ import torchvision
 from experiments.peers.captum_occlusion import captum_occlusion
 from methods import occlusion
 from methods.base import Normalize, Target, truncate
+from tests.benchmarks.interleaved import best_times
 
 FULL = os.environ.get("VIZBENCH_BENCH_FULL") == "1"
 SIZE = dict(input_size=112, images=1, rounds=3, batch_size=64) if FULL else dict(input_size=64, images=1, rounds=1, batch_size=64)
@@ -56,19 +56,6 @@ def _bare(model: torch.nn.Module, images: torch.Tensor, target: Target, window: 
     return run
 
 
-def _best(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Best wall time of each function over `rounds` interleaved rounds (after one warm-up call each)."""
-    best = {name: float("inf") for name in fns}
-    for name, fn in fns.items():
-        fn()
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_occlusion_speed(benchmark, model, case: str) -> None:
     target, window, stride = CASES[case]
@@ -85,7 +72,7 @@ def test_occlusion_speed(benchmark, model, case: str) -> None:
         torch.testing.assert_close(vis.extras["maps"], peer(SIZE["batch_size"])(), atol=1e-5, rtol=0)
         _bare(model, images, target, window, vis)()
         return
-    times = _best({"vizbench": viz, "captum_ppe1": peer(1), "captum_ppe_batch": peer(SIZE["batch_size"]),
+    times = best_times({"vizbench": viz, "captum_ppe1": peer(1), "captum_ppe_batch": peer(SIZE["batch_size"]),
                    "bare": _bare(model, images, target, window, vis)}, SIZE["rounds"])
     captum = min(times["captum_ppe1"], times["captum_ppe_batch"])
     benchmark.extra_info.update(times_s=times, vs_peer=captum / times["vizbench"], vs_bare=times["vizbench"] / times["bare"])

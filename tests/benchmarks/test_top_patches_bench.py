@@ -10,8 +10,6 @@ interleaved in the same rounds (best round kept); extra_info["vs_bare"] = bare /
 from __future__ import annotations
 
 import os
-import time
-from typing import Callable
 
 import pytest
 import torch
@@ -19,6 +17,7 @@ import torchvision
 
 from methods import top_patches
 from methods.base import Normalize, Target, truncate
+from tests.benchmarks.interleaved import best_times
 
 FULL = os.environ.get("VIZBENCH_BENCH_FULL") == "1"
 SIZE = dict(images=256, input_size=112, rounds=3) if FULL else dict(images=32, input_size=64, rounds=1)
@@ -32,19 +31,6 @@ def model() -> torch.nn.Module:
     """ResNet-18 with random weights (nothing is downloaded)."""
     torch.manual_seed(0)
     return torchvision.models.resnet18(weights=None).eval()
-
-
-def _best(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Best wall time of each function over `rounds` interleaved rounds (after one warm-up call each)."""
-    best = {name: float("inf") for name in fns}
-    for fn in fns.values():
-        fn()
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def test_top_patches_speed(benchmark, model) -> None:
@@ -66,7 +52,7 @@ def test_top_patches_speed(benchmark, model) -> None:
         assert vis.images.shape[0] == SIZE["units"] * SIZE["k"]
         bare()
         return
-    times = _best({"vizbench": viz, "bare": bare}, SIZE["rounds"])
+    times = best_times({"vizbench": viz, "bare": bare}, SIZE["rounds"])
     ratio = times["bare"] / times["vizbench"]
     benchmark.extra_info.update(times_s=times, vs_bare=ratio, images_per_s=SIZE["images"] / times["vizbench"])
     print(f"\n{benchmark.group}: vizbench {times['vizbench']:.3f}s, bare {times['bare']:.3f}s; throughput ratio {ratio:.3f}")

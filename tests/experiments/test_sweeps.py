@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,3 +76,18 @@ def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
 def test_misspelled_key_on_command_line(tmp_path: Path) -> None:
     proc = run_cli("model.wieghts=x", f"hydra.run.dir={tmp_path}", "hydra.mode=RUN")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "wieghts" in proc.stderr
+
+
+def test_cuda_out_of_memory_halves_the_batch(monkeypatch) -> None:
+    from experiments import run as run_module
+    sizes = []
+
+    def fake_call(name, spec, data, target, params, opts):
+        sizes.append(params["batch_size"])
+        if params["batch_size"] > 16:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return "vis"
+
+    monkeypatch.setattr(run_module, "call_method", fake_call)
+    vis, used = run_module.call_with_oom_retry("occlusion", None, None, None, {"batch_size": 64}, None)
+    assert (vis, used, sizes) == ("vis", 16, [64, 32, 16])

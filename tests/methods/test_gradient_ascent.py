@@ -13,14 +13,6 @@ from methods.gradient_ascent.objectives import channel
 PRESETS = sorted(Path(__file__).resolve().parents[2].glob("conf/method/gradient_ascent/*.yaml"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: threads only add contention on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 def planted(units: int = 3, k: int = 5) -> nn.Sequential:
     """One linear conv with known random filters: the optimum of a centre neuron under an L2 bound is its filter."""
     torch.manual_seed(0)
@@ -189,3 +181,17 @@ def test_preset_loads_and_runs(path):
 def test_presets_cover_the_papers():
     assert {p.stem for p in PRESETS} >= {"erhan2009", "simonyan2013", "mahendran2016", "yosinski2015", "olah2017",
                                           "maco2023", "quick"}
+
+
+def test_lucent_peer_renders_one_unit_and_leaves_the_model_clean():
+    pytest.importorskip("lucent")
+    from experiments.peers.lucent import bare_step, lucent_layer, lucent_render
+
+    net = nn.Sequential(nn.Sequential(tiny())).eval()  # nested: lucent calls layer '0.0.2' '0_0_2'
+    assert lucent_layer("0.0.2") == "0_0_2"
+    a = lucent_render(net, "0.0.2", 1, 16, 3)
+    b = lucent_render(net, "0.0.2", 1, 16, 3)
+    assert a.shape == (3, 16, 16) and a.min() >= 0 and a.max() <= 1 and torch.equal(a, b)
+    assert all(not m._forward_hooks for m in net.modules()) and all(p.grad is None for p in net.parameters())
+    grad = bare_step(truncate(net, "0.0.2"), torch.rand(2, 3, 16, 16))
+    assert grad.shape == (2, 3, 16, 16) and grad.abs().sum() > 0

@@ -12,14 +12,6 @@ from methods.gradient_ascent.parameterizations import (
 from methods.gradient_ascent.transforms import STANDARD, TransformSpec, draw, resolve, warp
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: threads only add contention on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # ---------------------------------------------------------------- parameterizations
 
 def test_fourier_output_in_unit_range_and_seeded_per_image():

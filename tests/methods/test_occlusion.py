@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,9 @@ from torch import Tensor, nn
 from experiments.peers.captum_occlusion import captum_occlusion
 from methods import occlusion
 from methods.base import Normalize, Target
+from tests.conftest import small_net
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "method" / "occlusion.yaml"
-
-
-def small_net() -> nn.Module:
-    """A seeded conv net: conv, pool, conv, global pool, linear (5 classes)."""
-    torch.manual_seed(0)
-    return nn.Sequential(OrderedDict(
-        conv1=nn.Conv2d(3, 6, 3, padding=1), relu1=nn.ReLU(), pool=nn.MaxPool2d(2),
-        conv2=nn.Conv2d(6, 8, 3, padding=1), relu2=nn.ReLU(), gap=nn.AdaptiveAvgPool2d(1), flat=nn.Flatten(),
-        fc=nn.Linear(8, 5),
-    )).eval()
 
 
 class OnePixel(nn.Module):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,10 @@ from torch import Tensor, nn
 
 from methods import top_patches
 from methods.base import Target, truncate
+from tests.conftest import small_net
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "method" / "top_patches.yaml"
 UNITS = (0, 3, 5)
-
-
-def small_net() -> nn.Module:
-    """A seeded conv net whose 'conv2' map is 8x8 for 16 px inputs, with a receptive field of 8 px."""
-    torch.manual_seed(0)
-    return nn.Sequential(OrderedDict(
-        conv1=nn.Conv2d(3, 6, 3, padding=1), relu1=nn.ReLU(), pool=nn.MaxPool2d(2),
-        conv2=nn.Conv2d(6, 8, 3, padding=1), relu2=nn.ReLU(), gap=nn.AdaptiveAvgPool2d(1), flat=nn.Flatten(),
-        fc=nn.Linear(8, 5),
-    )).eval()
 
 
 @pytest.fixture
