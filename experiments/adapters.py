@@ -30,7 +30,7 @@ class RunOptions:
 
     seed: int = 0
     amp: str = "off"
-    channels_last: bool = False
+    channels_last: bool = True
     compile: bool = False
     progress: bool = False
     n_images: int = 4
@@ -101,7 +101,9 @@ def call_method(name: str, spec: ModelSpec, data: DataSpec, target: Target, para
     if name == "occlusion":  # each unit's most exciting images; every unit is mapped on their union
         per_unit = top_images(spec, data, target, opts.n_images)
         source = per_unit.flatten().unique()
-        vis = fn(model, data.images[source].to(device), target, normalize=normalize, progress=opts.progress, **params)
+        vis = fn(model, data.images[source].to(device), target, normalize=normalize, channels_last=opts.channels_last,
+                 progress=opts.progress, **params)
         vis.extras.update(source_indices=source, unit_images=per_unit, images_processed=len(source))
         return vis
-    return fn(model, data.images, target, normalize=normalize, progress=opts.progress, **params)
+    return fn(model, data.images, target, normalize=normalize, channels_last=opts.channels_last, progress=opts.progress,
+              **params)

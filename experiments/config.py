@@ -88,7 +88,7 @@ class VizbenchConf:
     seed: int = 0
     device: str = "auto"
     amp: str = "off"
-    channels_last: bool = False
+    channels_last: bool = True  # NHWC weights and inputs: faster on CPU (oneDNN) and on CUDA (cuDNN, with amp)
     compile: bool = False
     progress: bool = True
     resume: bool = False

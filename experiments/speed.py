@@ -3,7 +3,8 @@
 For every case (a method on a model, target, resolution and amount of work) the contenders run interleaved
 (warm-ups first, then round after round: vizbench, bare, peers), so a load change on a shared machine hits
 them all alike. Each contender does the same work as vizbench:
-- bare: the truncated model alone at vizbench's batch and resolution, in the same precision and layout:
+- bare: the truncated model alone at vizbench's batch and resolution, in the same precision and layout, as the
+  same graph the methods run (methods/graph.py: nothing above the layer, BatchNorm folded into the convs):
   gradient ascent = `steps` forward+backward passes of the whole batch (no parameterization, transforms,
   optimizer); occlusion = the forwards of the originals plus every perturbation vizbench evaluated;
   top patches = one forward of every image.
@@ -40,7 +41,8 @@ from experiments.config import DataConf, ModelConf
 from experiments.devices import autocast, prepare_input, prepare_model, resolve_device, run_context
 from experiments.run import output_dir, overrides_columns, run_id
 from experiments.timing import Timing, measure, speed_rows
-from methods.base import Normalize, Target, truncate
+from methods.base import Normalize, Target
+from methods.graph import fast_forward
 
 log = logging.getLogger("vizbench")
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -197,15 +199,10 @@ def formatted(s: Setup) -> nn.Module:
 
 
 def bare_module(s: Setup) -> nn.Module:
-    """The bare limit's model: the truncated copy, compiled when vizbench compiles too."""
-    trunc = truncate(formatted(s), s.case.layer, s.normalize)
-    if not s.compile:
-        return trunc
-    try:  # the same fx-traced graph gradient ascent compiles, when that method provides it
-        from methods.gradient_ascent.optimize import compiled
-        return compiled(trunc.model, s.case.layer, s.normalize)
-    except ImportError:
-        return torch.compile(trunc)
+    """The bare limit's model: the graph the methods run (fx, BatchNorm folded, the run's layout), compiled when
+    vizbench compiles too."""
+    net = fast_forward(s.model, s.case.layer, s.normalize, s.channels_last)
+    return torch.compile(net) if s.compile else net
 
 
 def ga_contenders(s: Setup, peers: bool) -> list[Contender]:
@@ -291,11 +288,11 @@ def occlusion_contenders(s: Setup, peers: bool) -> list[Contender]:
 
     def vizbench() -> Any:
         with autocast(s.device, s.amp):
-            vis = visualize(model, images, target, normalize=s.normalize, **case.params)
+            vis = visualize(model, images, target, normalize=s.normalize, channels_last=s.channels_last, **case.params)
         s.state["forwards"] = len(images) + int(vis.extras["perturbations"])
         return vis
 
-    net = truncate(model, case.layer, s.normalize)
+    net = bare_module(s)
     x = prepare_input(images[torch.arange(bs) % len(images)], s.device, s.channels_last)  # real images: speed depends a little on content
 
     def bare() -> None:
@@ -332,11 +329,11 @@ def top_patches_contenders(s: Setup, peers: bool) -> list[Contender]:
     bs = {**method_defaults("top_patches"), **case.params}.get("batch_size", 64)
     model = formatted(s)
     images = prepare_input(s.images, s.device, s.channels_last)
-    net = truncate(model, case.layer, s.normalize)
+    net = bare_module(s)
 
     def vizbench() -> Any:
         with autocast(s.device, s.amp):
-            return visualize(model, images, target, normalize=s.normalize, **case.params)
+            return visualize(model, images, target, normalize=s.normalize, channels_last=s.channels_last, **case.params)
 
     def bare() -> None:
         with torch.inference_mode(), autocast(s.device, s.amp):

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.transforms.functional import gaussian_blur
 
-from methods.base import Target, Visualization, check_units, read_out, truncate
+from methods.base import Target, Visualization, check_units, read_out
+from methods.graph import fast_forward
 from methods.receptive_field import box, receptive_field
 
 FILLS = ("grey", "zero", "mean", "blur")
@@ -32,6 +33,7 @@ def visualize(
     reduce: str = "mean",
     output: str = "logit",
     skip_outside_rf: bool = True,
+    channels_last: bool = True,
     progress: bool = False,
 ) -> Visualization:
     """Occlusion maps of `images` [N, 3, H, W] in [0, 1] for every unit of `target` (class, channel or neuron).
@@ -43,6 +45,7 @@ def visualize(
         output: class targets: "logit" or "prob" (softmax).
         skip_outside_rf: neuron targets: do not evaluate windows outside the unit's receptive field (their drop
             is exactly zero).
+        channels_last: run the model NHWC, BatchNorm folded (methods/graph.py): faster with oneDNN and cuDNN.
 
     Returns images = heatmaps [U*N, 3, H, W] (unit-major), values["mean_drop"] [U], extras["maps"] [N, U, H, W]
     (raw drops), "perturbations" (occluded images evaluated), "windows" (row and column starts), "evaluated"
@@ -52,7 +55,7 @@ def visualize(
     device = next(model.parameters()).device
     images = images.to(device)
     n, _, h, w = images.shape
-    net = truncate(model, target.layer, normalize)
+    net = fast_forward(model, target.layer, normalize, channels_last)
     base = baseline(images, fill, window)
     rows, cols = window_starts(h, window, stride, device), window_starts(w, window, stride, device)
     with torch.inference_mode():

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import Target, Visualization, check_units, truncate
+from methods.base import Target, Visualization, check_units
+from methods.graph import fast_forward
 from methods.occlusion import check_position
 from methods.receptive_field import ReceptiveField, receptive_field
 
@@ -28,6 +29,7 @@ def visualize(
     batch_size: int = 64,
     mode: str = "max",
     crop_size: int | None = None,
+    channels_last: bool = True,
     progress: bool = False,
 ) -> Visualization:
     """Top-k (image, position) pairs of every unit of a conv layer, with receptive-field crops and context.
@@ -38,6 +40,7 @@ def visualize(
             `per_image` per image (None = no limit). Neuron targets compete at their one position.
         batch_size: batch size for a tensor of images (an iterable's own batches are used as they come).
         crop_size: side of the returned crops; None = the receptive field, at most the image side.
+        channels_last: run the model NHWC, BatchNorm folded (methods/graph.py): faster with oneDNN and cuDNN.
 
     Returns images = crops [U*k, 3, s, s] (unit-major, grey where the field leaves the image), values
     ["topk_mean_activation"] [U], extras "boxes" / "boxes_unclipped" [U, k, 4] (top, left, bottom, right; bottom
@@ -47,7 +50,7 @@ def visualize(
     """
     _check(target, k, per_image, batch_size, mode)
     device = next(model.parameters()).device
-    net = truncate(model, target.layer, normalize)
+    net = fast_forward(model, target.layer, normalize, channels_last)
     units = torch.tensor(target.units, device=device)
     kept: dict[int, Tensor] | None = None if isinstance(images, Tensor) else {}
     top, seen, map_hw, image_chw = None, 0, None, None

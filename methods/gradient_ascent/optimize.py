@@ -1,18 +1,16 @@
 """Gradient-ascent feature visualization: many units in one batch, one forward/backward per step for the batch."""
 from __future__ import annotations
 
-import contextlib
-import warnings
 from dataclasses import dataclass, fields
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchvision.models.feature_extraction import create_feature_extractor
 from tqdm import tqdm
 
-from methods.base import Target, Visualization, check_units, layer_shape, truncate
+from methods.base import Target, Visualization, check_units, layer_shape
+from methods.graph import fast_forward
 
 from . import regularizers as reg
 from .objectives import Objective, diversity, from_target
@@ -20,6 +18,7 @@ from .parameterizations import make_param
 from .transforms import TransformSpec, draw, resolve, warp
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam, "sgd": torch.optim.SGD}
+FUSED = ("adam", "sgd")  # one kernel per step instead of one per elementwise op (CPU and CUDA)
 AMP = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -122,43 +121,6 @@ def pixel_steps(param: nn.Module, cfg: Settings, step: int) -> None:
     param.project()
 
 
-@contextlib.contextmanager
-def memory_format(model: nn.Module, channels_last: bool) -> Iterator[None]:
-    """Run with the model's weights in channels_last when asked, restoring the default layout after."""
-    if not channels_last:
-        yield
-        return
-    model.to(memory_format=torch.channels_last)
-    try:
-        yield
-    finally:
-        model.to(memory_format=torch.contiguous_format)
-
-
-class Traced(nn.Module):
-    """normalize, then the model cut after `layer` as one torch.fx graph (torchvision feature_extraction)."""
-
-    def __init__(self, model: nn.Module, layer: str, normalize: nn.Module | None) -> None:
-        super().__init__()
-        self.layer = layer
-        self.normalize = normalize if normalize is not None else nn.Identity()
-        self.body = create_feature_extractor(model, {layer: "out"}) if layer else model
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.body(self.normalize(x))
-        return out["out"] if self.layer else out
-
-
-def compiled(model: nn.Module, layer: str, normalize: nn.Module | None) -> nn.Module:
-    """torch.compile of the truncated model; fx-traced so dynamo sees one graph (the hook's early exit defeats it)."""
-    try:
-        traced: nn.Module = Traced(model, layer, normalize)
-    except Exception as err:  # models torch.fx cannot trace
-        warnings.warn(f"compile: fx tracing failed ({type(err).__name__}); compiling the hook-truncated model, which dynamo may run eagerly")
-        traced = truncate(model, layer, normalize)
-    return torch.compile(traced)
-
-
 @dataclass
 class Run:
     """What one batch of units needs besides the settings."""
@@ -169,7 +131,6 @@ class Run:
     seed: int
     device: torch.device
     amp: torch.dtype | None
-    channels_last: bool
     spec: TransformSpec | None
 
 
@@ -180,7 +141,9 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
     param = make_param(cfg.param, seeds, size, decorrelate=cfg.decorrelate, decay_power=cfg.decay_power,
                        squash=cfg.squash, init_sd=cfg.init_sd, maco_images=cfg.maco_images).to(dev)
     unit_idx = torch.tensor([u for u in units for _ in range(k)], device=dev)
-    opt_kw = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
+    opt_kw: dict[str, Any] = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
+    if cfg.optimizer in FUSED:
+        opt_kw["fused"] = True
     opt = OPTIMIZERS[cfg.optimizer](param.parameters(), lr=cfg.lr, **opt_kw)
     spec = run.spec
     thetas = draw(spec, cfg.steps, size, torch.Generator().manual_seed(run.seed)).to(dev) if spec else None
@@ -193,8 +156,6 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
         x = warp(images, thetas[step - 1], size, spec.pad_value) if spec else images
         if noise_gen is not None:  # one noise field per step for the whole batch, like the geometric draws
             x = x + spec.noise * torch.randn((1, *x.shape[1:]), generator=noise_gen, device=dev)
-        if run.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=run.amp or torch.float32, enabled=run.amp is not None):
             acts = run.forward(x)
         loss = (penalty(images, cfg) - run.objective(acts.float(), unit_idx)).sum()
@@ -211,7 +172,7 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
 
 
 def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: nn.Module | None = None, seed: int = 0,
-              amp: str = "off", channels_last: bool = False, compile: bool = False, progress: bool = False,
+              amp: str = "off", channels_last: bool = True, compile: bool = False, progress: bool = False,
               **knobs: Any) -> Visualization:
     """Feature visualization by gradient ascent on the input, all target units in one batch (see Settings for knobs).
 
@@ -225,15 +186,14 @@ def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: n
     units = tuple(int(u) for u in target.units)
     if target.kind in ("channel", "neuron", "class") and cfg.objective is None:
         check_units(units, layer_shape(model, target.layer, input_size)[0], target.layer or "output")
-    trunc = truncate(model, target.layer, normalize)
     base = cfg.objective or from_target(target, cfg.cossim_pow, device)
     objective = base + cfg.diversity * diversity(cfg.images_per_unit) if cfg.diversity else base
-    forward = compiled(model, target.layer, normalize) if compile else trunc
-    run = Run(forward, objective, input_size, seed, device, AMP[amp], channels_last, resolve(cfg.transforms))
+    net = fast_forward(model, target.layer, normalize, channels_last)  # the truncated model as a faster graph
+    run = Run(torch.compile(net) if compile else net, objective, input_size, seed, device, AMP[amp], resolve(cfg.transforms))
     per = cfg.units_per_batch or len(units)
     batches = [units[i : i + per] for i in range(0, len(units), per)]
     images, snaps = [], {s: [] for s in cfg.snapshots}
-    with memory_format(model, channels_last), tqdm(total=cfg.steps * len(batches), disable=not progress) as bar:
+    with tqdm(total=cfg.steps * len(batches), disable=not progress) as bar:
         for chunk in batches:
             param, chunk_snaps = optimize_batch(run, cfg, chunk, bar)
             with torch.no_grad():
@@ -243,7 +203,7 @@ def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: n
     final = torch.cat(images).float()
     unit_idx = torch.tensor(units, device=device).repeat_interleave(cfg.images_per_unit)
     with torch.no_grad():
-        act = base(trunc(final).float(), unit_idx).view(len(units), cfg.images_per_unit).mean(1)
+        act = base(net(final).float(), unit_idx).view(len(units), cfg.images_per_unit).mean(1)
     return Visualization(
         images=final.cpu(), units=units, values={"activation": act.cpu()},
         extras={"snapshots": {s: torch.cat(x).cpu() for s, x in snaps.items()},

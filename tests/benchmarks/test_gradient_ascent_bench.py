@@ -1,7 +1,8 @@
 """Speed of gradient ascent: vizbench (all units in one batch) vs lucent (one unit per call) vs the bare limit.
 
 Same model, layer, resolution, steps and transforms (Lucid's standard set) for all three; the bare limit is the
-truncated model's forward + backward to the input on the same batch, `steps` times, with no transforms.
+truncated model's forward + backward to the input on the same batch, `steps` times, with no transforms, on the
+graph vizbench runs (methods/graph.py: fx graph up to the layer, BatchNorm folded, channels_last).
 Compare per-unit times (extra_info["per_unit_s"]). Default runs are tiny; the full size is
     VIZBENCH_BENCH_FULL=1 pytest tests/benchmarks/test_gradient_ascent_bench.py --benchmark-enable
 (googlenet, random init, inception4a, 8 units, 128 px, 64 steps; 3 rounds each). On a busy machine, paired
@@ -18,8 +19,9 @@ import torch
 import torchvision
 
 from experiments.peers.lucent import bare_step, lucent_render
-from methods.base import Normalize, Target, truncate
+from methods.base import Normalize, Target
 from methods.gradient_ascent import visualize
+from methods.graph import fast_forward
 
 FULL = os.environ.get("VIZBENCH_BENCH_FULL") == "1"
 SIZE = dict(units=8, input_size=128, steps=64, rounds=3) if FULL else dict(units=2, input_size=64, steps=2, rounds=1)
@@ -56,8 +58,8 @@ def lucent_run(model: torch.nn.Module) -> None:
 
 
 def bare_run(model: torch.nn.Module) -> None:
-    """The truncated model's forward + backward on the batch, `steps` times."""
-    trunc = truncate(model, LAYER, IMAGENET)
+    """The truncated model's forward + backward on the batch, `steps` times (the graph vizbench runs)."""
+    trunc = fast_forward(model, LAYER, IMAGENET, channels_last=True)
     batch = torch.rand(SIZE["units"], 3, SIZE["input_size"], SIZE["input_size"])
     for _ in range(SIZE["steps"]):
         bare_step(trunc, batch)

@@ -15,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments import speed
 from experiments.run import run
+from methods import occlusion, top_patches
+from methods.gradient_ascent import optimize as ga_optimize
 from methods.base import Normalize, Target, truncate
 from tests.conftest import make_cfg
 
@@ -139,37 +141,44 @@ def test_a_broken_case_gives_a_failed_row_and_the_run_goes_on(tmp_path: Path) ->
     assert value(df, "occ_neuron", "vizbench", "vs_bare")["status"].tolist() == ["ok"]
 
 
-def build(case: dict, monkeypatch: pytest.MonkeyPatch | None = None, seen: dict | None = None) -> tuple[speed.Setup, list]:
-    """A case's setup and contenders; with `seen`, every model copy records the input shapes it is fed."""
+def build(case: dict, monkeypatch: pytest.MonkeyPatch | None = None, seen: list | None = None) -> tuple[speed.Setup, list]:
+    """A case's setup and contenders; with `seen`, every model copy and graph records (its name, input shape) fed."""
     cfg = speed_cfg(Path("."), [case])
     s, _ = speed.setup(speed.parse_cases([case])[0], cfg, torch.device("cpu"))
     if seen is None:
         return s, speed.BUILDERS[case["method"]](s, True)
+    names = iter(range(1000))
 
     def record(model: torch.nn.Module) -> torch.nn.Module:
-        name = f"model{len(seen)}"
-        seen[name] = []
-        model.register_forward_pre_hook(lambda _m, args: seen[name].append(tuple(args[0].shape)))
+        name = f"model{next(names)}"
+        model.register_forward_pre_hook(lambda _m, args: seen.append((name, tuple(args[0].shape))))
         return model
 
-    original = speed.formatted
-    monkeypatch.setattr(speed, "formatted", lambda s_: record(original(s_)))
+    for module, attr in [(speed, "formatted"), (speed, "fast_forward"), (ga_optimize, "fast_forward"),
+                         (occlusion, "fast_forward"), (top_patches, "fast_forward")]:
+        original = getattr(module, attr)
+        monkeypatch.setattr(module, attr, lambda *a, _f=original, **k: record(_f(*a, **k)))
     contenders = speed.BUILDERS[case["method"]](s, True)
     record(s.model)  # after the copies were made, so they do not inherit this hook
     return s, contenders
 
 
+def fed(contender: speed.Contender, seen: list) -> tuple[set[str], list[tuple[int, ...]]]:
+    """Run the contender: the names of the models it fed and the input shapes, in order."""
+    start = len(seen)
+    contender.fn()
+    return {n for n, _ in seen[start:]}, [shape for _, shape in seen[start:]]
+
+
 def test_gradient_ascent_contenders_feed_the_model_the_same_images(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict = {}
+    seen: list = []
     _, contenders = build(GA, monkeypatch, seen)
-    batches = {}
+    batches, used = {}, {}
     for c in contenders:
-        before = {k: len(v) for k, v in seen.items()}
-        c.fn()
-        new = [v[before[k]:] for k, v in seen.items() if len(v) > before[k]]
-        assert len(new) == 1  # each contender runs on its own model copy
-        assert {shape[1:] for shape in new[0]} == {(3, S, S)}  # the model sees the same resolution
-        batches[c.name] = [shape[0] for shape in new[0]]
+        used[c.name], shapes = fed(c, seen)
+        assert {shape[1:] for shape in shapes} == {(3, S, S)}  # the model sees the same resolution
+        batches[c.name] = [shape[0] for shape in shapes]
+    assert not used["vizbench"] & used["bare"] and not used["lucent"] & (used["vizbench"] | used["bare"])  # own copies
     steps, units = GA["params"]["steps"], GA["units"]
     # vizbench: a one-image shape probe, `steps` batched forwards and one to read the final activations
     assert batches["vizbench"] == [1] + [units] * (steps + 1)
@@ -196,17 +205,17 @@ def test_lucent_optimizes_the_same_objective_through_its_own_preprocessing() -> 
 
 
 @pytest.mark.parametrize("case", [OCC_CLASS, OCC_NEURON], ids=["class", "neuron"])
-def test_occlusion_contenders_compute_the_same_maps_and_bare_the_same_forwards(case: dict) -> None:
-    s, contenders = build(case)
+def test_occlusion_contenders_compute_the_same_maps_and_bare_the_same_forwards(case: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list = []
+    s, contenders = build(case, monkeypatch, seen)
     vis = contenders[0].fn()
     assert contenders[0].name == "vizbench"
     for c in contenders:
         if c.name == "captum_occlusion":
             assert torch.allclose(c.fn(), vis.extras["maps"], atol=1e-5), c.variant
-    fed: list[int] = []
-    s.normalize.register_forward_pre_hook(lambda _m, args: fed.append(args[0].shape[0]))
-    next(c for c in contenders if c.name == "bare").fn()
-    assert sum(fed) == len(s.images) + vis.extras["perturbations"] and max(fed) <= case["params"]["batch_size"]
+    _, shapes = fed(next(c for c in contenders if c.name == "bare"), seen)
+    batch = [shape[0] for shape in shapes]
+    assert sum(batch) == len(s.images) + vis.extras["perturbations"] and max(batch) <= case["params"]["batch_size"]
     if case["kind"] == "neuron":  # the point of the neuron case: far fewer windows than the full map
         assert vis.extras["perturbations"] < speed.work(s)["perturbations"]
 

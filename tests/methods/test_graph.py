@@ -1,0 +1,87 @@
+"""fast_forward computes what truncate computes (outputs and input gradients), faster, without touching the model."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from methods.base import Normalize, truncate
+from methods.graph import fast_forward
+
+NORM = Normalize([0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
+
+
+def resnet18() -> nn.Module:
+    """resnet18 at random init with non-trivial BatchNorm statistics (fresh ones are the identity)."""
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=10)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+def output_and_grad(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The net's output and the gradient of its mean square with respect to the input."""
+    x = x.clone().requires_grad_(True)
+    out = net(x)
+    (grad,) = torch.autograd.grad(out.pow(2).mean(), x)
+    return out.detach(), grad
+
+
+@pytest.mark.parametrize("layer", ["", "layer2", "layer1.0.relu", "layer3.1.bn2"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_same_outputs_and_input_gradients_as_truncate(layer, channels_last):
+    net = resnet18()
+    x = torch.rand(2, 3, 64, 64)
+    ref_out, ref_grad = output_and_grad(truncate(net, layer, NORM), x)
+    out, grad = output_and_grad(fast_forward(net, layer, NORM, channels_last), x)
+    torch.testing.assert_close(out, ref_out, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-3, atol=1e-6)
+
+
+def test_batchnorm_is_folded_in_eval_mode_and_kept_in_train_mode():
+    net = resnet18()
+    bns = lambda m: sum(isinstance(s, nn.BatchNorm2d) for s in m.modules())
+    assert bns(fast_forward(net, "layer2")) == 0
+    below = sum(isinstance(m, nn.BatchNorm2d) for n, m in net.named_modules() if n.split(".")[0] in ("bn1", "layer1", "layer2"))
+    assert bns(fast_forward(net.train(), "layer2")) == below > 0
+
+
+def test_the_model_is_left_as_it_was():
+    net = resnet18()
+    before = copy.deepcopy(net.state_dict())
+    fast_forward(net, "layer3", NORM, channels_last=True)(torch.rand(1, 3, 32, 32))
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert net.conv1.weight.is_contiguous() and not net.training
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+
+
+class Branchy(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn(self.conv(x))
+        return y if y.sum() > 0 else -y
+
+
+def test_untraceable_model_falls_back_to_hook_truncation():
+    torch.manual_seed(0)
+    net = Branchy().eval()
+    x = torch.rand(2, 3, 16, 16)
+    fast = fast_forward(net, "bn", channels_last=True)
+    assert not fast.traced
+    torch.testing.assert_close(fast(x), truncate(net, "bn")(x))
+    torch.testing.assert_close(fast_forward(net, "")(x), net(x))
