@@ -58,12 +58,12 @@ def overrides_columns() -> dict[str, str]:
     return cols
 
 
-def run_context(cfg: DictConfig, out: Path, spec_weights: str | None, device: torch.device) -> dict[str, Any]:
-    """Columns shared by every row of this run."""
+def run_context(cfg: DictConfig, out: Path, spec_weights: str | None = None, device: torch.device | None = None) -> dict[str, Any]:
+    """Columns shared by every row of this run (weights and device stay empty for a run that could not start)."""
     return {
         "run_id": run_id(out), "experiment": cfg.experiment, "method": cfg.method.name, "preset": cfg.method.preset,
         "model": cfg.model.name or cfg.model.source, "weights": spec_weights, "data": cfg.data.name,
-        "seed": cfg.seed, "device": device_label(device), **overrides_columns(),
+        "seed": cfg.seed, "device": device_label(device) if device is not None else None, **overrides_columns(),
     }
 
 
@@ -90,13 +90,22 @@ def visualize_target(cfg: DictConfig, spec: Any, data: Any, target: Target, opts
     return vis, rows
 
 
-def call_with_oom_retry(name: str, spec: Any, data: Any, target: Target, params: dict, opts: RunOptions) -> tuple[Any, int | None]:
-    """Run the method; on CUDA out-of-memory halve its batch size (batch_size / units_per_batch) and retry."""
+def batch_knob(name: str, params: dict, target: Target) -> tuple[str, int] | None:
+    """The method's batch knob and its first value: batch_size, or gradient ascent's units_per_batch (all units)."""
     sig = inspect.signature(method_function(name)).parameters
-    key = next((k for k in ("batch_size", "units_per_batch") if k in sig), None)
-    if key is None:
+    if "batch_size" in sig:
+        return "batch_size", params.get("batch_size", sig["batch_size"].default)
+    if name == "gradient_ascent":
+        return "units_per_batch", params.get("units_per_batch") or len(target.units)
+    return None
+
+
+def call_with_oom_retry(name: str, spec: Any, data: Any, target: Target, params: dict, opts: RunOptions) -> tuple[Any, int | None]:
+    """Run the method; on CUDA out-of-memory halve its batch knob (see batch_knob) and retry."""
+    knob = batch_knob(name, params, target)
+    if knob is None:
         return call_method(name, spec, data, target, params, opts), None
-    start = params.get(key, sig[key].default)
+    key, start = knob
     return with_oom_retry(lambda b: call_method(name, spec, data, target, {**params, key: b}, opts), start)
 
 
@@ -175,11 +184,8 @@ def fail_run(cfg: DictConfig, err: Exception) -> None:
     """Record a run that could not start (bad input) as one failed row, and say why in one line."""
     reason = f"{type(err).__name__}: {err}".splitlines()[0]
     out = output_dir(cfg)
-    context = {"run_id": run_id(out), "experiment": cfg.experiment, "method": cfg.method.name, "preset": cfg.method.preset,
-               "model": cfg.model.name or cfg.model.source, "data": cfg.data.name, "seed": cfg.seed,
-               **overrides_columns()}
     row = {"metric": "error", "value": float("nan"), "status": f"failed: {reason}"}
-    tables.write_csv_atomic(tables.to_frame([row], context), out / "metrics.csv")
+    tables.write_csv_atomic(tables.to_frame([row], run_context(cfg, out)), out / "metrics.csv")
     print(f"error: {reason}", file=sys.stderr)
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from methods.base import Target, Visualization, check_units, layer_shape
+from methods.base import Target, Visualization, check_units
 from methods.graph import fast_forward
 
 from . import regularizers as reg
@@ -184,11 +184,13 @@ def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: n
         raise ValueError(f"amp={amp!r} is not one of {', '.join(AMP)}")
     device = next(model.parameters()).device
     units = tuple(int(u) for u in target.units)
+    net = fast_forward(model, target.layer, normalize, channels_last)  # the truncated model as a faster graph
     if target.kind in ("channel", "neuron", "class") and cfg.objective is None:
-        check_units(units, layer_shape(model, target.layer, input_size)[0], target.layer or "output")
+        with torch.inference_mode():
+            n_out = net(torch.zeros(1, 3, input_size, input_size, device=device)).shape[1]
+        check_units(units, n_out, target.layer or "output")
     base = cfg.objective or from_target(target, cfg.cossim_pow, device)
     objective = base + cfg.diversity * diversity(cfg.images_per_unit) if cfg.diversity else base
-    net = fast_forward(model, target.layer, normalize, channels_last)  # the truncated model as a faster graph
     run = Run(torch.compile(net) if compile else net, objective, input_size, seed, device, AMP[amp], resolve(cfg.transforms))
     per = cfg.units_per_batch or len(units)
     batches = [units[i : i + per] for i in range(0, len(units), per)]

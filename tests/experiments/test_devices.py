@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from experiments import devices
 from experiments.devices import autocast, device_label, prepare_input, prepare_model, resolve_device, run_context
 
 

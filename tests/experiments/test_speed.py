@@ -56,15 +56,6 @@ def value(df: pd.DataFrame, case: str, contender: str, metric: str) -> pd.Series
     return df[(df["case"] == case) & (df["contender"] == contender) & (df["metric"] == metric)]
 
 
-def top_patches_available() -> bool:
-    """Whether methods.top_patches exists in this checkout."""
-    try:
-        import methods.top_patches  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def test_tiny_run_writes_rows_for_every_contender_and_both_ratios(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     df = run(speed_cfg(tmp_path, [GA, OCC_CLASS, OCC_NEURON, {**TOP, "targets": {"vs_bare": 1e9}}], "speed.memory=true"))
     printed = capsys.readouterr().out
@@ -75,11 +66,7 @@ def test_tiny_run_writes_rows_for_every_contender_and_both_ratios(tmp_path: Path
     assert len(on_disk) == len(df) and set(CONTEXT) <= set(on_disk.columns)
     assert (df["experiment"] == "speed").all()
     expected = {"ga": ["vizbench", "bare", "lucent"], "occ_class": ["vizbench", "bare", "captum_occlusion"],
-                "occ_neuron": ["vizbench", "bare", "captum_occlusion"]}
-    if top_patches_available():
-        expected["top"] = ["vizbench", "bare"]
-    else:
-        assert value(df, "top", "vizbench", "time_s")["status"].str.contains("top_patches").all()
+                "occ_neuron": ["vizbench", "bare", "captum_occlusion"], "top": ["vizbench", "bare"]}
     for case, contenders in expected.items():
         for who in contenders:
             times = value(df, case, who, "time_s")

@@ -91,3 +91,23 @@ def test_cuda_out_of_memory_halves_the_batch(monkeypatch) -> None:
     monkeypatch.setattr(run_module, "call_method", fake_call)
     vis, used = run_module.call_with_oom_retry("occlusion", None, None, None, {"batch_size": 64}, None)
     assert (vis, used, sizes) == ("vis", 16, [64, 32, 16])
+
+
+def test_cuda_out_of_memory_halves_gradient_ascent_units_per_batch(monkeypatch) -> None:
+    from experiments import run as run_module
+    from methods.base import Target
+    sizes = []
+
+    def fake_call(name, spec, data, target, params, opts):
+        sizes.append(params["units_per_batch"])
+        if params["units_per_batch"] > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return "vis"
+
+    monkeypatch.setattr(run_module, "call_method", fake_call)
+    target = Target("conv2", tuple(range(12)))
+    assert run_module.call_with_oom_retry("gradient_ascent", None, None, target, {"steps": 4}, None) == ("vis", 3)
+    assert sizes == [12, 6, 3]  # starts with all units in one batch
+    sizes.clear()
+    run_module.call_with_oom_retry("gradient_ascent", None, None, target, {"units_per_batch": 8}, None)
+    assert sizes == [8, 4, 2]

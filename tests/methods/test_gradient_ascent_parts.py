@@ -8,7 +8,7 @@ from methods.base import Target, read_out
 from methods.gradient_ascent import objectives as obj
 from methods.gradient_ascent import regularizers as reg
 from methods.gradient_ascent.parameterizations import (
-    COLOR_CORRELATION, FourierImage, MacoImage, PixelImage, decorrelate, natural_magnitude, rfft_freqs)
+    COLOR_CORRELATION, FourierImage, MacoImage, PixelImage, natural_magnitude, rfft_freqs)
 from methods.gradient_ascent.transforms import STANDARD, TransformSpec, draw, resolve, warp
 
 
