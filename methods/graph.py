@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import copy
+from operator import attrgetter
 
 import torch
 from torch import Tensor, fx, nn
 from torch.fx.experimental.optimization import fuse
-from torchvision.models.feature_extraction import create_feature_extractor
 
 from methods.base import truncate
 
 
 class FastForward(nn.Module):
-    """normalize, then NHWC when asked, then the body; returns the output of `layer` (the model's when layer is '')."""
+    """normalize, then NHWC when asked, then the body (`traced`: an fx graph; otherwise the hook-truncated model)."""
 
     def __init__(self, body: nn.Module, normalize: nn.Module | None, channels_last: bool, traced: bool) -> None:
         super().__init__()
@@ -25,14 +25,31 @@ class FastForward(nn.Module):
         x = self.normalize(x)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self.body(x)
-        return out["out"] if self.traced and isinstance(out, dict) else out
+        return self.body(x)
+
+
+def layer_output(graph: fx.Graph, layer: str) -> fx.Node:
+    """The node holding `layer`'s output: a leaf module's (first) call, or the last op inside a container module."""
+    for node in graph.nodes:
+        if node.op == "call_module" and node.target == layer:
+            return node
+    inside = [n for n in graph.nodes if layer in n.meta.get("nn_module_stack", {})]
+    if not inside:
+        raise ValueError(f"layer {layer!r} is not in the traced graph")
+    return inside[-1]
 
 
 def traced(model: nn.Module, layer: str) -> fx.GraphModule:
-    """The model cut after `layer` as an fx graph of its own copies of the modules (the model is left as it is)."""
-    body = create_feature_extractor(model, {layer: "out"}) if layer else fx.symbolic_trace(model)
-    return copy.deepcopy(body).train(model.training)  # the graph shares modules with model; deepcopy resets .training
+    """The model cut after `layer` as one fx graph over copies of its modules (the model is left as it is)."""
+    gm = fx.symbolic_trace(model)
+    if layer:
+        out = layer_output(gm.graph, layer)
+        gm.graph.erase_node(next(n for n in gm.graph.nodes if n.op == "output"))
+        with gm.graph.inserting_after(out):
+            gm.graph.output(out)
+        gm.graph.eliminate_dead_code()
+    owned = {n.target: copy.deepcopy(attrgetter(n.target)(model)) for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
+    return fx.GraphModule(owned, gm.graph).train(model.training)
 
 
 def fast_forward(model: nn.Module, layer: str, normalize: nn.Module | None = None, channels_last: bool = False) -> nn.Module:
@@ -50,5 +67,5 @@ def fast_forward(model: nn.Module, layer: str, normalize: nn.Module | None = Non
     else:
         if not model.training:
             body = fuse(body, inplace=True, no_trace=True).eval()
-        net = FastForward(body, copy.deepcopy(normalize), channels_last, traced=bool(layer))
+        net = FastForward(body, copy.deepcopy(normalize), channels_last, traced=True)
     return net.to(memory_format=torch.channels_last) if channels_last else net

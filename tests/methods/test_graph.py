@@ -46,6 +46,15 @@ def test_same_outputs_and_input_gradients_as_truncate(layer, channels_last):
     torch.testing.assert_close(grad, ref_grad, rtol=1e-3, atol=1e-6)
 
 
+def test_container_layer_of_googlenet_is_cut_at_its_output():
+    torch.manual_seed(0)
+    net = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False).eval()
+    x = torch.rand(2, 3, 64, 64)
+    fast = fast_forward(net, "inception4a", NORM, channels_last=True)
+    assert fast.traced and not hasattr(fast.body, "inception4b")  # nothing above the layer is kept
+    torch.testing.assert_close(fast(x), truncate(net, "inception4a", NORM)(x), rtol=1e-4, atol=1e-4)
+
+
 def test_batchnorm_is_folded_in_eval_mode_and_kept_in_train_mode():
     net = resnet18()
     bns = lambda m: sum(isinstance(s, nn.BatchNorm2d) for s in m.modules())
