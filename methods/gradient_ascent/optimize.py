@@ -176,8 +176,9 @@ def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: n
               **knobs: Any) -> Visualization:
     """Feature visualization by gradient ascent on the input, all target units in one batch (see Settings for knobs).
 
-    Images are unit-major: images[u * images_per_unit + i] is image i of target.units[u]. fp16 autocast works
-    on CPU too (PyTorch >= 2.1) but is slow there; bf16 is the CPU choice.
+    Images are unit-major: images[u * images_per_unit + i] is image i of target.units[u]. The steps run the
+    model as `methods.graph.fast_forward` builds it (cut at the layer, BatchNorm folded, NHWC with
+    channels_last). fp16 autocast works on CPU too (PyTorch >= 2.1) but is slow there; bf16 is the CPU choice.
     """
     cfg = settings(knobs)
     if amp not in AMP:
