@@ -52,17 +52,27 @@ def traced(model: nn.Module, layer: str) -> fx.GraphModule:
     return fx.GraphModule(owned, gm.graph).train(model.training)
 
 
+def graph_or_none(model: nn.Module, layer: str) -> fx.GraphModule | None:
+    """traced(model, layer); None where torch.fx fails (data-dependent control flow) or would drop forward hooks."""
+    if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
+        return None
+    try:
+        return traced(model, layer)
+    except Exception:  # noqa: BLE001 - any tracing failure means: use the hook truncation
+        return None
+
+
 def fast_forward(model: nn.Module, layer: str, normalize: nn.Module | None = None, channels_last: bool = False) -> nn.Module:
     """A copy of `truncate(model, layer, normalize)` that computes the same function faster.
 
     Nothing above the layer is in the graph; in eval mode each BatchNorm after a conv is folded into that conv's
     weights (one op fewer forward and backward); with channels_last weights and inputs are NHWC (oneDNN and
     cuDNN's fast layout). Outputs and input gradients equal the model's up to float rounding. Models torch.fx
-    cannot trace (data-dependent control flow) fall back to a hook-truncated copy, unfolded.
+    cannot trace (data-dependent control flow) or that carry forward hooks fall back to a hook-truncated copy,
+    unfolded.
     """
-    try:
-        body: nn.Module = traced(model, layer)
-    except Exception:  # noqa: BLE001 - any tracing failure means: use the plain truncation
+    body = graph_or_none(model, layer)
+    if body is None:
         net = FastForward(truncate(copy.deepcopy(model), layer), copy.deepcopy(normalize), channels_last, traced=False)
     else:
         if not model.training:

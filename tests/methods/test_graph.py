@@ -94,3 +94,12 @@ def test_untraceable_model_falls_back_to_hook_truncation():
     assert not fast.traced
     torch.testing.assert_close(fast(x), truncate(net, "bn")(x))
     torch.testing.assert_close(fast_forward(net, "")(x), net(x))
+
+
+def test_forward_hooks_are_kept_by_falling_back_to_the_hook_truncation():
+    net = resnet18()
+    net.layer1.register_forward_hook(lambda _m, _i, out: out * 0)  # e.g. a user's ablation hook
+    fast = fast_forward(net, "layer2", NORM)
+    x = torch.rand(1, 3, 32, 32)
+    assert not fast.traced
+    torch.testing.assert_close(fast(x), truncate(net, "layer2", NORM)(x))
