@@ -12,7 +12,8 @@ from torch import nn
 
 from experiments.data.spec import DataSpec
 from experiments.zoo.spec import ModelSpec
-from methods.base import Normalize, Target, Visualization, read_out, truncate
+from methods.base import Normalize, Target, Visualization, read_out
+from methods.graph import fast_forward
 
 METHODS = {
     "raw_weights": "methods.raw_weights",
@@ -70,11 +71,12 @@ def _fits(value: Any, expected: type) -> bool:
     return isinstance(value, expected)
 
 
-def top_images(spec: ModelSpec, data: DataSpec, target: Target, n: int, batch_size: int = 64) -> torch.Tensor:
+def top_images(spec: ModelSpec, data: DataSpec, target: Target, n: int, batch_size: int = 64,
+               channels_last: bool = True) -> torch.Tensor:
     """Indices [U, n] of each unit's most activating images: highest logit (class), own position (neuron), or
     spatial max (channel: the image holding the strongest instance, as top_patches ranks them)."""
     device = next(spec.model.parameters()).device
-    trunc = truncate(spec.model, target.layer, Normalize(spec.mean, spec.std).to(device))
+    trunc = fast_forward(spec.model, target.layer, Normalize(spec.mean, spec.std).to(device), channels_last)
     scores = []
     with torch.inference_mode():
         for start in range(0, len(data.images), batch_size):
@@ -99,7 +101,7 @@ def call_method(name: str, spec: ModelSpec, data: DataSpec, target: Target, para
         return fn(model, target, input_size=spec.input_size, normalize=normalize, seed=opts.seed, amp=opts.amp,
                   channels_last=opts.channels_last, compile=opts.compile, progress=opts.progress, **params)
     if name == "occlusion":  # each unit's most exciting images; every unit is mapped on their union
-        per_unit = top_images(spec, data, target, opts.n_images)
+        per_unit = top_images(spec, data, target, opts.n_images, channels_last=opts.channels_last)
         source = per_unit.flatten().unique()
         vis = fn(model, data.images[source].to(device), target, normalize=normalize, channels_last=opts.channels_last,
                  progress=opts.progress, **params)

@@ -7,14 +7,15 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from experiments import metrics as M
 from experiments.adapters import RunOptions, call_method
 from experiments.data.spec import DataSpec
 from experiments.metrics import activation, ground_truth, images, mis, occlusion, raw_weights, sanity, top_patches
 from experiments.zoo.spec import ModelSpec
-from methods.base import Normalize, Target, Visualization, read_out, truncate
+from methods.base import Normalize, Target, Visualization, read_out
+from methods.graph import fast_forward
 from methods.receptive_field import ReceptiveField, receptive_field
 
 Row = dict[str, Any]
@@ -47,9 +48,13 @@ class Scoring:
     def normalize(self) -> Normalize:
         return Normalize(self.spec.mean, self.spec.std).to(self.device)
 
+    def cut(self, layer: str, normalize: nn.Module | None) -> nn.Module:
+        """The model cut at `layer`, as the methods run it (methods.graph.fast_forward, the run's layout)."""
+        return fast_forward(self.spec.model, layer, normalize, self.opts.channels_last)
+
     def scorer(self, layer: str | None = None, unit_index: int | None = None) -> Callable[[Tensor], Tensor]:
         """images [B, 3, H, W] in [0, 1] -> [B] score of one target unit (or [B, U] for all units)."""
-        trunc = truncate(self.spec.model, self.target.layer if layer is None else layer, self.normalize)
+        trunc = self.cut(self.target.layer if layer is None else layer, self.normalize)
 
         def score(x: Tensor) -> Tensor:
             with torch.inference_mode():
@@ -190,7 +195,7 @@ def gradient_ascent_rows(s: Scoring, vis: Visualization) -> list[Row]:
 def below_target(s: Scoring) -> Callable[[Tensor], Tensor]:
     """The model up to the layer below the target (the normalized input itself for a first layer)."""
     try:
-        return truncate(s.spec.model, activation.layer_below(s.spec.model, s.target.layer), s.normalize)
+        return s.cut(activation.layer_below(s.spec.model, s.target.layer), s.normalize)
     except ValueError:
         return s.normalize
 
@@ -205,7 +210,7 @@ def unit_peaks(s: Scoring, images: Tensor) -> tuple[Tensor, Tensor | None]:
     target's position. Any other target (class, layer, direction kinds, or a layer without a spatial map):
     the run's read-out and no positions (None).
     """
-    trunc = truncate(s.spec.model, s.target.layer, s.normalize)
+    trunc = s.cut(s.target.layer, s.normalize)
     units = list(s.target.units)
     values, positions = [], []
     with torch.inference_mode():
@@ -294,7 +299,7 @@ def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
 def occlusion_scorer(s: Scoring, unit_index: int) -> Callable[[Tensor], Tensor]:
     """Model-input images -> the occluded score of one unit, read out as the occlusion run read it."""
     from methods.occlusion import score as occlusion_score
-    trunc = truncate(s.spec.model, s.target.layer)
+    trunc = s.cut(s.target.layer, None)
     reduce, output = s.params.get("reduce", "mean"), s.params.get("output", "logit")
 
     def score(x: Tensor) -> Tensor:
