@@ -45,7 +45,8 @@ def visualize(
         output: class targets: "logit" or "prob" (softmax).
         skip_outside_rf: neuron targets: do not evaluate windows outside the unit's receptive field (their drop
             is exactly zero).
-        channels_last: run the model NHWC, BatchNorm folded (methods/graph.py): faster with oneDNN and cuDNN.
+        channels_last: run the model NHWC, faster with oneDNN and cuDNN (it always runs as methods/graph.py
+            builds it: cut at the layer, BatchNorm folded).
 
     Returns images = heatmaps [U*N, 3, H, W] (unit-major), values["mean_drop"] [U], extras["maps"] [N, U, H, W]
     (raw drops), "perturbations" (occluded images evaluated), "windows" (row and column starts), "evaluated"

@@ -40,7 +40,8 @@ def visualize(
             `per_image` per image (None = no limit). Neuron targets compete at their one position.
         batch_size: batch size for a tensor of images (an iterable's own batches are used as they come).
         crop_size: side of the returned crops; None = the receptive field, at most the image side.
-        channels_last: run the model NHWC, BatchNorm folded (methods/graph.py): faster with oneDNN and cuDNN.
+        channels_last: run the model NHWC, faster with oneDNN and cuDNN (it always runs as methods/graph.py
+            builds it: cut at the layer, BatchNorm folded).
 
     Returns images = crops [U*k, 3, s, s] (unit-major, grey where the field leaves the image), values
     ["topk_mean_activation"] [U], extras "boxes" / "boxes_unclipped" [U, k, 4] (top, left, bottom, right; bottom
