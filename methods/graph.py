@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 from operator import attrgetter
+from typing import Any
 
 import torch
 from torch import Tensor, fx, nn
@@ -28,28 +29,42 @@ class FastForward(nn.Module):
         return self.body(x)
 
 
-def layer_output(graph: fx.Graph, layer: str) -> fx.Node:
-    """The node holding `layer`'s output: a leaf module's (first) call, or the last op inside a container module."""
-    for node in graph.nodes:
-        if node.op == "call_module" and node.target == layer:
-            return node
-    inside = [n for n in graph.nodes if layer in n.meta.get("nn_module_stack", {})]
-    if not inside:
-        raise ValueError(f"layer {layer!r} is not in the traced graph")
-    return inside[-1]
+class _Reached(Exception):
+    """Raised by CutTracer when the layer has returned: nothing above it is traced."""
+
+    def __init__(self, out: object) -> None:
+        super().__init__()
+        self.out = out
+
+
+class CutTracer(fx.Tracer):
+    """An fx tracer that stops at the first return of module `layer`, as truncate's hook does."""
+
+    def __init__(self, layer: str) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
+        out = super().call_module(m, forward, args, kwargs)
+        if self.path_of_module(m) == self.layer:
+            raise _Reached(out)
+        return out
 
 
 def traced(model: nn.Module, layer: str) -> fx.GraphModule:
     """The model cut after `layer` as one fx graph over copies of its modules (the model is left as it is)."""
-    gm = fx.symbolic_trace(model)
-    if layer:
-        out = layer_output(gm.graph, layer)
-        gm.graph.erase_node(next(n for n in gm.graph.nodes if n.op == "output"))
-        with gm.graph.inserting_after(out):
-            gm.graph.output(out)
-        gm.graph.eliminate_dead_code()
-    owned = {n.target: copy.deepcopy(attrgetter(n.target)(model)) for n in gm.graph.nodes if n.op in ("call_module", "get_attr")}
-    return fx.GraphModule(owned, gm.graph).train(model.training)
+    tracer = CutTracer(layer)
+    try:
+        graph = tracer.trace(model)
+    except _Reached as reached:
+        graph = tracer.graph
+        graph.output(reached.out.node if isinstance(reached.out, fx.Proxy) else reached.out)
+    else:
+        if layer:
+            raise ValueError(f"layer {layer!r} is not reached in the traced forward")
+    fx.GraphModule(model, graph).graph.eliminate_dead_code()  # shares the model's modules: only to prune the graph
+    owned = {n.target: copy.deepcopy(attrgetter(n.target)(model)) for n in graph.nodes if n.op in ("call_module", "get_attr")}
+    return fx.GraphModule(owned, graph).train(model.training)
 
 
 def graph_or_none(model: nn.Module, layer: str) -> fx.GraphModule | None:
@@ -65,7 +80,8 @@ def graph_or_none(model: nn.Module, layer: str) -> fx.GraphModule | None:
 def fast_forward(model: nn.Module, layer: str, normalize: nn.Module | None = None, channels_last: bool = False) -> nn.Module:
     """A copy of `truncate(model, layer, normalize)` that computes the same function faster.
 
-    Nothing above the layer is in the graph; in eval mode each BatchNorm after a conv is folded into that conv's
+    The trace stops where the layer first returns, so nothing above it is in the graph (and control flow
+    above it does not matter); in eval mode each BatchNorm after a conv is folded into that conv's
     weights (one op fewer forward and backward); with channels_last weights and inputs are NHWC (oneDNN and
     cuDNN's fast layout). Outputs and input gradients equal the model's up to float rounding. Models torch.fx
     cannot trace (data-dependent control flow) or that carry forward hooks fall back to a hook-truncated copy,

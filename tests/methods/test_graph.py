@@ -74,7 +74,7 @@ def test_the_model_is_left_as_it_was():
 
 
 class Branchy(nn.Module):
-    """Data-dependent control flow: torch.fx cannot trace it."""
+    """Data-dependent control flow between conv and bn: torch.fx can trace up to conv, not past it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,11 +82,11 @@ class Branchy(nn.Module):
         self.bn = nn.BatchNorm2d(4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn(self.conv(x))
-        return y if y.sum() > 0 else -y
+        y = self.conv(x)
+        return self.bn(y if y.sum() > 0 else -y)
 
 
-def test_untraceable_model_falls_back_to_hook_truncation():
+def test_untraceable_model_falls_back_to_hook_truncation_and_is_traced_below_the_branch():
     torch.manual_seed(0)
     net = Branchy().eval()
     x = torch.rand(2, 3, 16, 16)
@@ -94,6 +94,9 @@ def test_untraceable_model_falls_back_to_hook_truncation():
     assert not fast.traced
     torch.testing.assert_close(fast(x), truncate(net, "bn")(x))
     torch.testing.assert_close(fast_forward(net, "")(x), net(x))
+    below = fast_forward(net, "conv")  # the trace stops at the layer, before the branch
+    assert below.traced
+    torch.testing.assert_close(below(x), truncate(net, "conv")(x))
 
 
 def test_forward_hooks_are_kept_by_falling_back_to_the_hook_truncation():
