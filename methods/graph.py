@@ -51,6 +51,13 @@ class CutTracer(fx.Tracer):
         return out
 
 
+def impure(node: fx.Node, model: nn.Module) -> bool:
+    """fx's purity rule for dead-code elimination, reading modules from `model` (the graph has no owner yet)."""
+    if node.op == "call_module":
+        return bool(getattr(attrgetter(node.target)(model), "_is_impure", False))
+    return node.is_impure()
+
+
 def traced(model: nn.Module, layer: str) -> fx.GraphModule:
     """The model cut after `layer` as one fx graph over copies of its modules (the model is left as it is)."""
     tracer = CutTracer(layer)
@@ -58,11 +65,11 @@ def traced(model: nn.Module, layer: str) -> fx.GraphModule:
         graph = tracer.trace(model)
     except _Reached as reached:
         graph = tracer.graph
-        graph.output(reached.out.node if isinstance(reached.out, fx.Proxy) else reached.out)
+        graph.output(tracer.create_arg(reached.out))
     else:
         if layer:
             raise ValueError(f"layer {layer!r} is not reached in the traced forward")
-    fx.GraphModule(model, graph).graph.eliminate_dead_code()  # shares the model's modules: only to prune the graph
+    graph.eliminate_dead_code(is_impure_node=lambda n: impure(n, model))
     owned = {n.target: copy.deepcopy(attrgetter(n.target)(model)) for n in graph.nodes if n.op in ("call_module", "get_attr")}
     return fx.GraphModule(owned, graph).train(model.training)
 
