@@ -142,8 +142,10 @@ def build(case: dict, monkeypatch: pytest.MonkeyPatch | None = None, seen: list 
         model.register_forward_pre_hook(lambda _m, args: seen.append((name, tuple(args[0].shape))))
         return model
 
-    for module, attr in [(speed, "formatted"), (speed, "fast_forward"), (ga_optimize, "fast_forward"),
-                         (occlusion, "fast_forward"), (top_patches, "fast_forward")]:
+    patched = [(speed, "fast_forward"), (ga_optimize, "fast_forward"), (occlusion, "fast_forward"), (top_patches, "fast_forward")]
+    if case["method"] == "gradient_ascent":  # lucent runs the model copy itself (occlusion's vizbench would stop tracing a hooked copy)
+        patched.append((speed, "formatted"))
+    for module, attr in patched:
         original = getattr(module, attr)
         monkeypatch.setattr(module, attr, lambda *a, _f=original, **k: record(_f(*a, **k)))
     return s, speed.BUILDERS[case["method"]](s, True)
