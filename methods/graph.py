@@ -58,8 +58,11 @@ def impure(node: fx.Node, model: nn.Module) -> bool:
     return node.is_impure()
 
 
-def traced(model: nn.Module, layer: str) -> fx.GraphModule:
-    """The model cut after `layer` as one fx graph over copies of its modules (the model is left as it is)."""
+def cut_graph(model: nn.Module, layer: str) -> fx.Graph:
+    """The fx graph of `model` up to where `layer` first returns (its output is the graph's), dead code pruned.
+
+    Its call_module nodes name the model's own modules; raises where torch.fx cannot trace that far.
+    """
     tracer = CutTracer(layer)
     try:
         graph = tracer.trace(model)
@@ -70,6 +73,12 @@ def traced(model: nn.Module, layer: str) -> fx.GraphModule:
         if layer:
             raise ValueError(f"layer {layer!r} is not reached in the traced forward")
     graph.eliminate_dead_code(is_impure_node=lambda n: impure(n, model))
+    return graph
+
+
+def traced(model: nn.Module, layer: str) -> fx.GraphModule:
+    """The model cut after `layer` as one fx graph over copies of its modules (the model is left as it is)."""
+    graph = cut_graph(model, layer)
     owned = {n.target: copy.deepcopy(attrgetter(n.target)(model)) for n in graph.nodes if n.op in ("call_module", "get_attr")}
     return fx.GraphModule(owned, graph).train(model.training)
 

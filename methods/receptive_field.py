@@ -14,7 +14,9 @@ import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
-from torchvision.models.feature_extraction import NodePathTracer
+
+from methods.base import get_module
+from methods.graph import cut_graph
 
 Axis = tuple[int, int, int]  # (size, stride, start) along one spatial axis
 State = tuple[Axis, Axis] | str | None  # rows and cols; str = why it is unsupported; None = not spatial
@@ -99,28 +101,16 @@ def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def _trace_to(model: nn.Module, layer: str) -> tuple[fx.GraphModule, fx.Node]:
-    """The fx graph of `model` cut after the last node inside `layer` (the torchvision feature-extraction rule)."""
-    names = dict(model.named_modules())
-    if layer not in names:
-        from methods.base import get_module
-
-        get_module(model, layer)  # raises the one-line error with suggestions
-    tracer = NodePathTracer()
+    """The fx graph of `model` cut where `layer` first returns (methods.graph.cut_graph), and the layer's node."""
+    get_module(model, layer)  # an unknown name raises the one-line error with suggestions
     try:
-        graph = tracer.trace(model)
+        graph = cut_graph(model, layer)
     except Exception as err:  # noqa: BLE001 - any tracing failure is reported as one line
-        raise ValueError(f"cannot trace {type(model).__name__} with torch.fx for receptive fields: {err}") from err
-    depth = layer.count(".")
-    found = [n for n, q in tracer.node_to_qualname.items() if ".".join(q.split(".")[: depth + 1]) == layer]
-    if not found:
-        raise ValueError(f"layer {layer!r} is never called in {type(model).__name__}.forward")
-    node = found[-1]
-    for out in [n for n in graph.nodes if n.op == "output"]:
-        graph.erase_node(out)
-    graph.output(node)
-    gm = fx.GraphModule(tracer.root, graph)
-    gm.graph.eliminate_dead_code()
-    return gm, node
+        raise ValueError(f"cannot trace {type(model).__name__} up to {layer!r} with torch.fx for receptive fields: {err}") from err
+    node = next(n for n in graph.nodes if n.op == "output").args[0]
+    if not isinstance(node, fx.Node):
+        raise ValueError(f"layer {layer!r} returns {type(node).__name__}, not one tensor: it has no single receptive field")
+    return fx.GraphModule(model, graph), node
 
 
 def _shape(n: Any) -> tuple[int, ...] | None:
