@@ -35,6 +35,7 @@ class Scoring:
     randomization: str | None = "cascading"  # None = skip the model randomization test
     mis_tasks: int = 20
     auc_steps: int = 50
+    _cuts: dict[tuple[str, bool], nn.Module] = field(default_factory=dict, init=False, repr=False)
 
     def wants(self, metric: str) -> bool:
         """Whether the run asked for `metric` (and it applies to this method)."""
@@ -48,13 +49,18 @@ class Scoring:
     def normalize(self) -> Normalize:
         return Normalize(self.spec.mean, self.spec.std).to(self.device)
 
-    def cut(self, layer: str, normalize: nn.Module | None) -> nn.Module:
-        """The model cut at `layer`, as the methods run it (methods.graph.fast_forward, the run's layout)."""
-        return fast_forward(self.spec.model, layer, normalize, self.opts.channels_last)
+    def cut(self, layer: str, normalized: bool = True) -> nn.Module:
+        """The model cut at `layer`, as the methods run it (methods.graph.fast_forward, the run's layout), built
+        once per layer for all the metrics and units of this result; `normalized`: it takes [0, 1] images."""
+        key = (layer, normalized)
+        if key not in self._cuts:
+            self._cuts[key] = fast_forward(self.spec.model, layer, self.normalize if normalized else None,
+                                           self.opts.channels_last)
+        return self._cuts[key]
 
     def scorer(self, layer: str | None = None, unit_index: int | None = None) -> Callable[[Tensor], Tensor]:
         """images [B, 3, H, W] in [0, 1] -> [B] score of one target unit (or [B, U] for all units)."""
-        trunc = self.cut(self.target.layer if layer is None else layer, self.normalize)
+        trunc = self.cut(self.target.layer if layer is None else layer)
 
         def score(x: Tensor) -> Tensor:
             with torch.inference_mode():
@@ -195,7 +201,7 @@ def gradient_ascent_rows(s: Scoring, vis: Visualization) -> list[Row]:
 def below_target(s: Scoring) -> Callable[[Tensor], Tensor]:
     """The model up to the layer below the target (the normalized input itself for a first layer)."""
     try:
-        return s.cut(activation.layer_below(s.spec.model, s.target.layer), s.normalize)
+        return s.cut(activation.layer_below(s.spec.model, s.target.layer))
     except ValueError:
         return s.normalize
 
@@ -210,7 +216,7 @@ def unit_peaks(s: Scoring, images: Tensor) -> tuple[Tensor, Tensor | None]:
     target's position. Any other target (class, layer, direction kinds, or a layer without a spatial map):
     the run's read-out and no positions (None).
     """
-    trunc = s.cut(s.target.layer, s.normalize)
+    trunc = s.cut(s.target.layer)
     units = list(s.target.units)
     values, positions = [], []
     with torch.inference_mode():
@@ -299,7 +305,7 @@ def top_patches_rows(s: Scoring, vis: Visualization) -> list[Row]:
 def occlusion_scorer(s: Scoring, unit_index: int) -> Callable[[Tensor], Tensor]:
     """Model-input images -> the occluded score of one unit, read out as the occlusion run read it."""
     from methods.occlusion import score as occlusion_score
-    trunc = s.cut(s.target.layer, None)
+    trunc = s.cut(s.target.layer, normalized=False)
     reduce, output = s.params.get("reduce", "mean"), s.params.get("output", "logit")
 
     def score(x: Tensor) -> Tensor:
