@@ -70,10 +70,14 @@ class FourierImage(nn.Module):
         super().__init__()
         self.size, self.decorrelate = size, decorrelate
         scale = 1.0 / rfft_freqs(size).clamp(min=1.0 / size) ** decay_power
-        self.register_buffer("scale", scale[None, None, :, :, None])
-        self.register_buffer("gain", self.scale / 4.0)  # Lucid's magic 4, folded into the scale
+        self.register_buffer("gain", scale[None, None, :, :, None] / 4.0)  # Lucid's magic 4, folded into the scale
         self.register_buffer("color", COLOR_CORRELATION.clone())
         self.coeffs = nn.Parameter(_randn((3, size, size // 2 + 1, 2), seeds, sd))
+
+    @property
+    def scale(self) -> Tensor:
+        """The 1/freq^decay_power scale of each coefficient [1, 1, S, S//2+1, 1] (gain without Lucid's 1/4)."""
+        return self.gain * 4.0
 
     def forward(self) -> Tensor:
         """Images [B, 3, S, S] in [0, 1]."""
