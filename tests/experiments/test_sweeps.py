@@ -78,17 +78,20 @@ def test_misspelled_key_on_command_line(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "wieghts" in proc.stderr
 
 
+def fake_call_fitting(key: str, limit: int, sizes: list):
+    """A stand-in for call_method that records params[key] and runs out of CUDA memory above `limit`."""
+    def fake_call(name, spec, data, target, params, opts):
+        sizes.append(params[key])
+        if params[key] > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return "vis"
+    return fake_call
+
+
 def test_cuda_out_of_memory_halves_the_batch(monkeypatch) -> None:
     from experiments import run as run_module
     sizes = []
-
-    def fake_call(name, spec, data, target, params, opts):
-        sizes.append(params["batch_size"])
-        if params["batch_size"] > 16:
-            raise torch.OutOfMemoryError("CUDA out of memory")
-        return "vis"
-
-    monkeypatch.setattr(run_module, "call_method", fake_call)
+    monkeypatch.setattr(run_module, "call_method", fake_call_fitting("batch_size", 16, sizes))
     vis, used = run_module.call_with_oom_retry("occlusion", None, None, None, {"batch_size": 64}, None)
     assert (vis, used, sizes) == ("vis", 16, [64, 32, 16])
 
@@ -97,14 +100,7 @@ def test_cuda_out_of_memory_halves_gradient_ascent_units_per_batch(monkeypatch) 
     from experiments import run as run_module
     from methods.base import Target
     sizes = []
-
-    def fake_call(name, spec, data, target, params, opts):
-        sizes.append(params["units_per_batch"])
-        if params["units_per_batch"] > 3:
-            raise torch.OutOfMemoryError("CUDA out of memory")
-        return "vis"
-
-    monkeypatch.setattr(run_module, "call_method", fake_call)
+    monkeypatch.setattr(run_module, "call_method", fake_call_fitting("units_per_batch", 3, sizes))
     target = Target("conv2", tuple(range(12)))
     assert run_module.call_with_oom_retry("gradient_ascent", None, None, target, {"steps": 4}, None) == ("vis", 3)
     assert sizes == [12, 6, 3]  # starts with all units in one batch
