@@ -20,8 +20,9 @@ class TargetConf:
 
 @dataclass
 class ModelConf:
-    """Where the model comes from and how it is fed."""
+    """Where the model comes from and how it is fed; `_target_` unset = conf/model/<source>.yaml's builder."""
 
+    _target_: Optional[str] = None  # import path of the builder, called with the fields its parameters name
     source: str = "planted"
     name: Optional[str] = None
     weights: Optional[str] = None
@@ -46,8 +47,9 @@ class MethodConf:
 
 @dataclass
 class DataConf:
-    """A data source."""
+    """A data source; `_target_` unset = conf/data/<name>.yaml's builder."""
 
+    _target_: Optional[str] = None  # import path of the builder, called with the fields its parameters name and size
     name: str = "shapes"
     n: int = 512
     seed: int = 1234

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
+
+from experiments.zoo.spec import ModelSpec
 
 
 def import_factory(path: str) -> Callable[..., nn.Module]:
@@ -30,3 +32,16 @@ def load_checkpoint(model: nn.Module, path: str) -> nn.Module:
             state = state[key]
     model.load_state_dict(state)
     return model
+
+
+def build_custom(factory: str | None, checkpoint: str | None = None, name: str | None = None, input_size: int = 224,
+                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
+                 num_classes: int | None = None) -> ModelSpec:
+    """A user model from `factory` (import path of a callable returning an nn.Module) and an optional `checkpoint`."""
+    if not factory:
+        raise ValueError("model=custom needs model.factory=<import path of a callable returning an nn.Module>")
+    model = import_factory(factory)()
+    if checkpoint:
+        load_checkpoint(model, checkpoint)
+    return ModelSpec(name=name or factory, model=model.eval(), weights=checkpoint, input_size=input_size,
+                     mean=tuple(mean), std=tuple(std), num_classes=num_classes)

@@ -24,10 +24,17 @@ def test_every_option_composes(group: str) -> None:
         assert cfg.seed == 0 and cfg[group] is not None if group != "experiment" else cfg.experiment
 
 
-def test_misspelled_key_fails_naming_it() -> None:
+@pytest.mark.parametrize("key", ["model.wieghts", "model._tagret_", "data.nn", "data._tagret_"])
+def test_misspelled_key_fails_naming_it(key: str) -> None:
     with pytest.raises((ConfigCompositionException, ConfigKeyError)) as err:
-        make_cfg("model.wieghts=x")
-    assert "wieghts" in str(err.value)
+        make_cfg(f"{key}=x")
+    assert key.split(".")[1] in str(err.value)
+
+
+@pytest.mark.parametrize("group", ["model", "data"])
+def test_every_model_and_data_option_names_its_builder(group: str) -> None:
+    for option in options(group):
+        assert make_cfg(f"{group}={option}")[group]._target_.startswith("experiments."), option
 
 
 def test_wrong_type_fails_naming_key() -> None:

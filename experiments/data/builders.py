@@ -1,0 +1,73 @@
+"""Calling the builder function a `model` or `data` config names in `_target_` (see conf/model/, conf/data/)."""
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from omegaconf import OmegaConf
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def unknown_choice(key: str, value: Any, valid: Iterable[str], extra: str = "") -> ValueError:
+    """The one-line error `unknown <key>=<value>; valid: a, b, c<extra>`."""
+    return ValueError(f"unknown {key}={value!r}; valid: {', '.join(valid)}{extra}")
+
+
+def options(group: str) -> list[str]:
+    """Option names of a config group: the stems of conf/<group>/*.yaml."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def option_target(group: str, option: str) -> str:
+    """The `_target_` of conf/<group>/<option>.yaml."""
+    return OmegaConf.load(CONF / group / f"{option}.yaml")._target_
+
+
+def valid_targets(group: str) -> list[str]:
+    """The builders the options of a config group name, each once."""
+    return sorted({option_target(group, option) for option in options(group)})
+
+
+def target_path(group: str, cfg: Any, fallback: str) -> str:
+    """`cfg._target_`, or where unset the `_target_` of the option that `cfg[fallback]` names."""
+    if cfg.get("_target_"):
+        return cfg["_target_"]
+    option = cfg[fallback]
+    if option not in options(group):
+        raise unknown_choice(f"{group}.{fallback}", option, options(group))
+    return option_target(group, option)
+
+
+def locate(group: str, path: str) -> Callable[..., Any]:
+    """The function at the import path `package.module.function`; one line naming it and the valid ones if absent."""
+    module, _, name = path.rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        raise unknown_choice(f"{group}._target_", path, valid_targets(group), f" ({reason})") from None
+    if not callable(fn):
+        raise unknown_choice(f"{group}._target_", path, valid_targets(group), f" (not callable: {type(fn).__name__})")
+    return fn
+
+
+def plain(value: Any) -> Any:
+    """A config value as plain Python (lists and dicts instead of ListConfig and DictConfig)."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def call_builder(group: str, cfg: Any, fallback: str, **extra: Any) -> Any:
+    """Call the config's `_target_` with the config fields its parameters name, plus `extra` (e.g. size)."""
+    path = target_path(group, cfg, fallback)
+    fn = locate(group, path)
+    params = inspect.signature(fn).parameters
+    kwargs = {name: plain(cfg[name]) for name in params if name in cfg.keys() and name not in extra}
+    kwargs.update(extra)
+    missing = [name for name, p in params.items() if p.kind in NAMED and p.default is p.empty and name not in kwargs]
+    if missing:
+        raise ValueError(f"{group}._target_={path!r} needs {', '.join(f'{group}.{m}' for m in missing)}")
+    return fn(**kwargs)
