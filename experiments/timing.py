@@ -230,6 +230,11 @@ def _free_cached_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def ratio(a: Timing, b: Timing) -> float:
-    """a.median / b.median (vs_bare, vs_peer: lower is better for a)."""
-    return a.median / b.median
+def ratio(mine: Timing | float, other: Timing | float, stat: str = "median") -> float:
+    """vs_bare / vs_peer, the one meaning everywhere: vizbench's time over the other's (< 1: vizbench is faster).
+
+    Timings are compared by `stat` (median, or min: each one's fastest repeat); plain numbers are seconds.
+    """
+    def seconds(t: Timing | float) -> float:
+        return getattr(t, stat) if isinstance(t, Timing) else float(t)
+    return seconds(mine) / seconds(other)

@@ -2,13 +2,28 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 KINDS = ("channel", "neuron", "layer", "class", "direction")
+GREY = 0.5  # display-space grey: what fills pixels outside an image, and the centre the regularizers pull to
+
+
+def invalid_choice(key: str, value: Any, valid: Iterable[Any], extra: str = "") -> ValueError:
+    """The one-line error for a value (or key) outside a known set: `unknown <key> <value>; valid: a, b<extra>`."""
+    names = [str(v) for v in valid]
+    close = difflib.get_close_matches(str(value), names, n=3, cutoff=0.75)
+    hint = f"did you mean {', '.join(close)}? " if close and str(value) not in names else ""
+    return ValueError(f"unknown {key} {value!r}; {hint}valid: {', '.join(names)}{extra}")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 @dataclass(frozen=True)
@@ -23,17 +38,42 @@ class Target:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"target.kind={self.kind!r} is not one of {', '.join(KINDS)}")
+            raise invalid_choice("target.kind", self.kind, KINDS)
+
+    def position_in(self, h: int, w: int) -> tuple[int, int]:
+        """The neuron's (row, col) in an h x w map: the configured position, else the centre."""
+        return tuple(self.position) if self.position is not None else (h // 2, w // 2)
 
 
 @dataclass
 class Visualization:
-    """A method's result: display images in [0, 1], per-unit values it measured, and method-specific extras."""
+    """A method's result: display images in [0, 1], unit-major, `images_per_unit` per unit, for `layer`.
 
-    images: Tensor  # [K, C, H, W] float in [0, 1]; K = units (x images per unit / x input images)
+    Each method returns its own subclass, whose fields hold what it computed besides the pictures.
+    """
+
+    images: Tensor  # [U * images_per_unit, C, H, W] float in [0, 1]
     units: tuple[int, ...]
-    values: dict[str, Tensor] = field(default_factory=dict)  # name -> [U] per-unit values
-    extras: dict[str, Any] = field(default_factory=dict)  # maps, boxes, snapshots, ...
+    layer: str  # the layer the units belong to ('' = the model's output)
+    images_per_unit: int = 1
+
+    def unit_images(self) -> list[Tensor]:
+        """Each unit's images [images_per_unit, C, H, W], in unit order."""
+        return list(self.images.split(self.images_per_unit))
+
+    def compared(self) -> list[Tensor]:
+        """One array per unit that stands for the result on it (what the sanity metrics compare)."""
+        return [imgs.flatten(0, 1) for imgs in self.unit_images()]
+
+    @property
+    def values(self) -> dict[str, Tensor]:
+        """Per-unit values [U] the method measured itself, by name."""
+        return {}
+
+    @property
+    def work(self) -> dict[str, float]:
+        """The work one call did, by kind (units, images, perturbations), for throughputs."""
+        return {"units": len(self.units)}
 
 
 class Normalize(nn.Module):
@@ -132,7 +172,7 @@ def read_out(acts: Tensor, target: Target, units: Tensor | None = None) -> Tenso
         sel = acts.flatten(2).mean(2) if acts.dim() > 2 else acts
     elif target.kind == "neuron":
         h, w = acts.shape[-2:]
-        r, c = target.position if target.position is not None else (h // 2, w // 2)
+        r, c = target.position_in(h, w)
         sel = acts[:, :, r, c]
     else:  # channel
         sel = acts.flatten(2).mean(2)

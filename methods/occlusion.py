@@ -7,17 +7,60 @@ the image), and each pixel gets the mean over the windows covering it of (origin
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torchvision.transforms.functional import gaussian_blur
 
-from methods.base import Target, Visualization, check_units, read_out
+from methods.base import GREY, Target, Visualization, check_units, invalid_choice, read_out
 from methods.graph import fast_forward
 from methods.receptive_field import box, receptive_field
 
 FILLS = ("grey", "zero", "mean", "blur")
 KINDS = ("class", "channel", "neuron")
+REDUCES = ("mean", "max")
+OUTPUTS = ("logit", "prob")
+
+
+@dataclass(kw_only=True)
+class OcclusionMaps(Visualization):
+    """Occlusion maps of N images for every unit; `images` are the heatmaps, unit-major (images_per_unit = N).
+
+    `image_indices` [N]: where each image comes from in the caller's data (default 0..N-1); `unit_sources`
+    [U, n]: the data indices of the images each unit is scored on (None: all N for every unit).
+    """
+
+    maps: Tensor  # [N, U, H, W] raw score drops
+    perturbations: int  # occluded images evaluated
+    windows: tuple[Tensor, Tensor]  # row and column starts
+    evaluated: Tensor  # [rows, cols] bool: windows evaluated
+    image_indices: Tensor | None = None
+    unit_sources: Tensor | None = None
+
+    def compared(self) -> list[Tensor]:
+        """Each unit's raw maps [N, H, W]."""
+        return [self.maps[:, i] for i in range(len(self.units))]
+
+    def own_maps(self, i: int) -> tuple[list[int], Tensor]:
+        """Unit i's own images: their data indices and raw maps [n, H, W]."""
+        source = self.sources().tolist()
+        own = source if self.unit_sources is None else self.unit_sources[i].tolist()
+        return own, self.maps[[source.index(idx) for idx in own], i]
+
+    def sources(self) -> Tensor:
+        """Data index of each occluded image [N]."""
+        return self.image_indices if self.image_indices is not None else torch.arange(len(self.maps))
+
+    @property
+    def values(self) -> dict[str, Tensor]:
+        """Mean drop of each unit over all maps."""
+        return {"mean_drop": self.maps.mean(dim=(0, 2, 3))}
+
+    @property
+    def work(self) -> dict[str, float]:
+        """Units, images occluded and perturbations evaluated."""
+        return {"units": len(self.units), "images": len(self.maps), "perturbations": self.perturbations}
 
 
 def visualize(
@@ -35,7 +78,7 @@ def visualize(
     skip_outside_rf: bool = True,
     channels_last: bool = True,
     progress: bool = False,
-) -> Visualization:
+) -> OcclusionMaps:
     """Occlusion maps of `images` [N, 3, H, W] in [0, 1] for every unit of `target` (class, channel or neuron).
 
     Args:
@@ -48,9 +91,7 @@ def visualize(
         channels_last: run the model NHWC, faster with oneDNN and cuDNN (it always runs as methods/graph.py
             builds it: cut at the layer, BatchNorm folded).
 
-    Returns images = heatmaps [U*N, 3, H, W] (unit-major), values["mean_drop"] [U], extras["maps"] [N, U, H, W]
-    (raw drops), "perturbations" (occluded images evaluated), "windows" (row and column starts), "evaluated"
-    ([rows, cols] bool: windows evaluated).
+    Returns the heatmaps [U*N, 3, H, W] (unit-major) and the raw maps [N, U, H, W] (see OcclusionMaps).
     """
     _check(images, target, window, stride, fill, batch_size, reduce, output)
     device = next(model.parameters()).device
@@ -69,13 +110,9 @@ def visualize(
             keep = _windows_in_field(model, target, acts.shape[-2:], (h, w), rows, cols, window, images.shape[1])
         drops = _drops(net, images, base, orig, keep, rows, cols, window, target, reduce, output, batch_size, progress)
     maps = spread(drops.clone(), window, stride, h, w)  # clone: a normal tensor, not an inference tensor
-    return Visualization(
-        images=heatmaps(images, maps),
-        units=tuple(target.units),
-        values={"mean_drop": maps.mean(dim=(0, 2, 3))},
-        extras={"maps": maps, "perturbations": n * int(keep.sum()), "windows": (rows, cols),
-                "evaluated": keep.clone()},
-    )
+    return OcclusionMaps(images=heatmaps(images, maps), units=tuple(target.units), layer=target.layer,
+                         images_per_unit=n, maps=maps, perturbations=n * int(keep.sum()), windows=(rows, cols),
+                         evaluated=keep.clone())
 
 
 def score(acts: Tensor, target: Target, reduce: str = "mean", output: str = "logit") -> Tensor:
@@ -95,7 +132,7 @@ def baseline(images: Tensor, fill: str | float, window: int) -> Tensor | float:
     if not isinstance(fill, str):
         return float(fill)
     if fill == "grey":
-        return 0.5
+        return GREY
     if fill == "zero":
         return 0.0
     if fill == "mean":
@@ -178,7 +215,7 @@ def _windows_in_field(
         rf = receptive_field(model, target.layer, image_hw, in_channels=in_channels)
     except ValueError:
         return torch.ones(len(rows), len(cols), dtype=torch.bool, device=rows.device)
-    r, c = target.position if target.position is not None else (map_hw[0] // 2, map_hw[1] // 2)
+    r, c = target.position_in(*map_hw)
     (top, left, bottom, right), _ = box(rf, r, c, image_hw)
     in_rows = (rows < bottom) & (rows + window > top)
     in_cols = (cols < right) & (cols + window > left)
@@ -211,17 +248,25 @@ def _check(
         raise ValueError(f"occlusion supports target.kind {', '.join(KINDS)}; got {target.kind!r}")
     if not target.units:
         raise ValueError("target.units is empty; name at least one unit (class index or channel)")
-    if not 0 < window <= min(images.shape[-2:]):
+    check_params(window, stride, fill, batch_size, reduce, output)
+    if window > min(images.shape[-2:]):
         raise ValueError(f"window={window} must be in 1..{min(images.shape[-2:])} (the image side)")
+    if output == "prob" and target.kind != "class":
+        raise ValueError(f"output='prob' needs a class target; got kind {target.kind!r}")
+
+
+def check_params(window: int = 8, stride: int = 4, fill: str | float = "grey", batch_size: int = 64,
+                 reduce: str = "mean", output: str = "logit", skip_outside_rf: bool = True) -> None:
+    """One-line ValueErrors for settings that are wrong whatever the model and images."""
+    if window < 1:
+        raise ValueError(f"window={window} must be >= 1")
     if not 0 < stride <= window:
         raise ValueError(f"stride={stride} must be in 1..window={window}, so every pixel is covered")
     if isinstance(fill, str) and fill not in FILLS:
-        raise ValueError(f"fill={fill!r} is not one of {', '.join(FILLS)} (or a number)")
+        raise invalid_choice("fill", fill, FILLS, " (or a number)")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
-    if reduce not in ("mean", "max"):
-        raise ValueError(f"reduce={reduce!r} is not one of mean, max")
-    if output not in ("logit", "prob"):
-        raise ValueError(f"output={output!r} is not one of logit, prob")
-    if output == "prob" and target.kind != "class":
-        raise ValueError(f"output='prob' needs a class target; got kind {target.kind!r}")
+    if reduce not in REDUCES:
+        raise invalid_choice("reduce", reduce, REDUCES)
+    if output not in OUTPUTS:
+        raise invalid_choice("output", output, OUTPUTS)

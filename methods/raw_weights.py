@@ -1,12 +1,30 @@
 """Raw weights: a first-layer conv's filters drawn as images (only layers that see colours can be)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
-from methods.base import Target, Visualization, check_units, get_module
+from methods.base import Target, Visualization, check_units, get_module, invalid_choice
 
 NORMALIZATIONS = ("per_filter", "symmetric", "shared")
+
+
+@dataclass(kw_only=True)
+class Filters(Visualization):
+    """First-layer filters: `images` drawn for display, `weights` [U, C, k, k] as they are."""
+
+    weights: Tensor
+
+    def compared(self) -> list[Tensor]:
+        """The raw filters, one per unit."""
+        return list(self.weights)
+
+    @property
+    def values(self) -> dict[str, Tensor]:
+        """Each filter's L2 norm."""
+        return {"weight_norm": self.weights.flatten(1).norm(dim=1)}
 
 
 def first_conv_name(model: nn.Module) -> str:
@@ -28,10 +46,16 @@ def normalize_filters(w: Tensor, normalization: str) -> Tensor:
         return 0.5 + 0.5 * w / scale
     if normalization == "shared":  # one scale for all filters, 0 = grey
         return 0.5 + 0.5 * w / w.abs().max().clamp_min(1e-12)
-    raise ValueError(f"normalization={normalization!r} is not one of {', '.join(NORMALIZATIONS)}")
+    raise invalid_choice("normalization", normalization, NORMALIZATIONS)
 
 
-def visualize(model: nn.Module, target: Target, *, normalization: str = "per_filter") -> Visualization:
+def check_params(normalization: str = "per_filter") -> None:
+    """One-line ValueError for a bad setting, before any model is built."""
+    if normalization not in NORMALIZATIONS:
+        raise invalid_choice("normalization", normalization, NORMALIZATIONS)
+
+
+def visualize(model: nn.Module, target: Target, *, normalization: str = "per_filter") -> Filters:
     """The target layer's filters as images; layer '' means the first conv layer of the model."""
     layer = target.layer or first_conv_name(model)
     conv = get_module(model, layer)
@@ -48,5 +72,4 @@ def visualize(model: nn.Module, target: Target, *, normalization: str = "per_fil
     images = normalize_filters(w, normalization)
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
-    return Visualization(images=images, units=tuple(target.units), values={"weight_norm": w.flatten(1).norm(dim=1)},
-                         extras={"weights": w, "layer": layer})
+    return Filters(images=images, units=tuple(target.units), layer=layer, weights=w)

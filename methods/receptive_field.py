@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import fx, nn
+import torch.nn.functional as F
+from torch import Tensor, fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
-from methods.base import get_module
+from methods.base import GREY, get_module
 from methods.graph import cut_graph
 
 Axis = tuple[int, int, int]  # (size, stride, start) along one spatial axis
@@ -76,6 +77,28 @@ def receptive_field(
     if key not in cached:
         cached[key] = _compute(model, layer, (in_channels, *_pair(input_size)), ignore_global)
     return cached[key]
+
+
+def local_field(model: nn.Module, layer: str, input_size: int | tuple[int, int], in_channels: int = 3
+                ) -> tuple[ReceptiveField, bool]:
+    """The layer's receptive field; where global branches (e.g. squeeze-excitation) make it the whole image,
+    the local one without them, flagged True."""
+    try:
+        return receptive_field(model, layer, input_size, in_channels=in_channels), False
+    except ValueError:
+        return receptive_field(model, layer, input_size, ignore_global=True, in_channels=in_channels), True
+
+
+def crop(image: Tensor, rf: ReceptiveField, row: int, col: int, side: int) -> Tensor:
+    """The full receptive-field box of map position (row, col) in `image` [C, H, W], grey where it sticks out
+    of the image, resized to side x side."""
+    (t, l, b, r), (ft, fl, fb, fr) = box(rf, row, col, tuple(image.shape[-2:]))
+    if b <= t or r <= l:
+        raise ValueError(f"position ({row}, {col}) has its receptive field outside the {image.shape[-2]}x{image.shape[-1]} image")
+    patch = F.pad(image[:, t:b, l:r], (l - fl, fr - r, t - ft, fb - b), value=GREY)
+    if patch.shape[-1] != side:
+        patch = F.interpolate(patch[None], size=(side, side), mode="bilinear", antialias=True, align_corners=False)[0]
+    return patch
 
 
 def _compute(model: nn.Module, layer: str, chw: tuple[int, int, int], ignore_global: bool) -> ReceptiveField:

@@ -1,19 +1,46 @@
 """Dataset exemplars: the k image patches (receptive fields) that activate each unit most, in one streaming pass."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import Target, Visualization, check_units
+from methods.base import GREY, Target, Visualization, check_units, invalid_choice
 from methods.graph import fast_forward
 from methods.occlusion import check_position
-from methods.receptive_field import ReceptiveField, receptive_field
+from methods.receptive_field import ReceptiveField, crop, local_field
 
 MODES = ("max", "location")
-GREY = 0.5
+
+
+@dataclass(kw_only=True)
+class TopPatches(Visualization):
+    """Each unit's top-k dataset patches: `images` are the receptive-field crops [U*k, 3, s, s], unit-major.
+
+    Boxes are (top, left, bottom, right) in image pixels, bottom and right exclusive.
+    """
+
+    indices: Tensor  # [U, k] source image of each patch
+    activations: Tensor  # [U, k]
+    positions: Tensor  # [U, k, 2] layer-map (row, col)
+    boxes: Tensor  # [U, k, 4] clipped to the image
+    boxes_unclipped: Tensor  # [U, k, 4] the whole receptive field
+    rf: ReceptiveField
+    rf_ignores_global: bool  # the field leaves out global branches (e.g. squeeze-excitation)
+    context: Tensor  # [U*k, 3, H, W] the source images with each patch's box outlined
+    images_processed: int
+
+    @property
+    def values(self) -> dict[str, Tensor]:
+        """Mean activation of each unit's top-k patches."""
+        return {"topk_mean_activation": self.activations.mean(1)}
+
+    @property
+    def work(self) -> dict[str, float]:
+        """Units and images searched."""
+        return {"units": len(self.units), "images": self.images_processed}
 
 Winners = tuple[Tensor, Tensor, Tensor]  # activations, image indices, flat map positions: each [U, m]
 
@@ -31,7 +58,7 @@ def visualize(
     crop_size: int | None = None,
     channels_last: bool = True,
     progress: bool = False,
-) -> Visualization:
+) -> TopPatches:
     """Top-k (image, position) pairs of every unit of a conv layer, with receptive-field crops and context.
 
     Args:
@@ -43,11 +70,8 @@ def visualize(
         channels_last: run the model NHWC, faster with oneDNN and cuDNN (it always runs as methods/graph.py
             builds it: cut at the layer, BatchNorm folded).
 
-    Returns images = crops [U*k, 3, s, s] (unit-major, grey where the field leaves the image), values
-    ["topk_mean_activation"] [U], extras "boxes" / "boxes_unclipped" [U, k, 4] (top, left, bottom, right; bottom
-    and right exclusive), "indices" [U, k] (source image), "activations" [U, k], "positions" [U, k, 2] (map row,
-    col), "rf", "rf_ignores_global", "context" [U*k, 3, H, W], "images_processed", "layer". Fewer than k winners
-    when there are fewer candidates.
+    Returns the crops (grey where the field leaves the image), boxes, sources and activations (see
+    TopPatches). Fewer than k winners when there are fewer candidates.
     """
     _check(target, k, per_image, batch_size, mode)
     device = next(model.parameters()).device
@@ -91,7 +115,7 @@ def _candidates(acts: Tensor, target: Target, mode: str, per_image: int | None, 
     b, u, h, w = acts.shape
     flat = acts.flatten(2).transpose(0, 1)  # [U, B, h*w]
     if target.kind == "neuron":
-        r, c = target.position if target.position is not None else (h // 2, w // 2)
+        r, c = target.position_in(h, w)
         pos = torch.full((u, b, 1), r * w + c, device=acts.device)
         vals = flat.gather(2, pos)
     else:
@@ -120,12 +144,12 @@ def _keep(kept: dict[int, Tensor], winners: Tensor, batch: Tensor, offset: int) 
 def _result(
     model: nn.Module, target: Target, images: Tensor | Iterable[Tensor], kept: dict[int, Tensor] | None, top: Winners,
     map_hw: tuple[int, int], image_chw: tuple[int, int, int], seen: int, crop_size: int | None,
-) -> Visualization:
+) -> TopPatches:
     """Boxes, crops and context pictures of the winners."""
     vals, idx, pos = (t.clone() for t in top)  # clone: normal tensors, not inference tensors
     u, k = vals.shape
     channels, h, w = image_chw
-    rf, ignored = _field(model, target.layer, (h, w), channels)
+    rf, ignored = local_field(model, target.layer, (h, w), channels)
     rows, cols = pos // map_hw[1], pos % map_hw[1]
     full = torch.stack([rf.offset + rows * rf.stride, rf.offset + cols * rf.stride], -1)
     full = torch.cat([full, full + rf.size], -1)  # [U, k, 4] top, left, bottom, right (exclusive)
@@ -133,39 +157,15 @@ def _result(
     flat_idx = idx.flatten().cpu()
     sources = images[flat_idx] if kept is None else torch.stack([kept[i] for i in flat_idx.tolist()])
     dev = sources.device
-    full, clipped = full.reshape(-1, 4).cpu(), clipped.reshape(-1, 4).cpu()
     side = crop_size or min(rf.size, max(h, w))
-    crops = torch.stack([_crop(img, c, f, side) for img, c, f in zip(sources, clipped.tolist(), full.tolist())])
-    return Visualization(
-        images=crops,
-        units=tuple(target.units),
-        values={"topk_mean_activation": vals.mean(1).to(dev)},
-        extras={
-            "boxes": clipped.view(u, k, 4).to(dev), "boxes_unclipped": full.view(u, k, 4).to(dev),
-            "indices": idx.to(dev), "activations": vals.to(dev),
-            "positions": torch.stack([rows, cols], -1).to(dev), "rf": rf, "rf_ignores_global": ignored,
-            "context": _context(sources, clipped), "images_processed": seen, "layer": target.layer,
-        },
+    where = torch.stack([rows, cols], -1).reshape(-1, 2).tolist()
+    crops = torch.stack([crop(img, rf, r, c, side) for img, (r, c) in zip(sources, where)])
+    return TopPatches(
+        images=crops, units=tuple(target.units), layer=target.layer, images_per_unit=k,
+        indices=idx.to(dev), activations=vals.to(dev), positions=torch.stack([rows, cols], -1).to(dev),
+        boxes=clipped.to(dev), boxes_unclipped=full.to(dev), rf=rf, rf_ignores_global=ignored,
+        context=_context(sources, clipped.reshape(-1, 4).cpu()), images_processed=seen,
     )
-
-
-def _field(model: nn.Module, layer: str, image_hw: tuple[int, int], channels: int) -> tuple[ReceptiveField, bool]:
-    """The layer's receptive field; where global branches (e.g. squeeze-excitation) make it the whole image,
-    the local one without them, flagged True."""
-    try:
-        return receptive_field(model, layer, image_hw, in_channels=channels), False
-    except ValueError:
-        return receptive_field(model, layer, image_hw, ignore_global=True, in_channels=channels), True
-
-
-def _crop(image: Tensor, clipped: list[int], full: list[int], side: int) -> Tensor:
-    """The full receptive-field box of `image` [3, H, W], grey where it sticks out, resized to side x side."""
-    t, l, b, r = clipped
-    ft, fl, fb, fr = full
-    patch = F.pad(image[:, t:b, l:r], (l - fl, fr - r, t - ft, fb - b), value=GREY)
-    if patch.shape[-1] != side:
-        patch = F.interpolate(patch[None], size=(side, side), mode="bilinear", antialias=True, align_corners=False)[0]
-    return patch
 
 
 def _context(sources: Tensor, boxes: Tensor) -> Tensor:
@@ -194,10 +194,17 @@ def _check(target: Target, k: int, per_image: int | None, batch_size: int, mode:
         raise ValueError(f"top_patches supports target.kind channel, neuron; got {target.kind!r}")
     if not target.units:
         raise ValueError("target.units is empty; name at least one channel")
+    check_params(k, per_image, batch_size, mode)
+
+
+def check_params(k: int = 9, per_image: int | None = 1, batch_size: int = 64, mode: str = "max",
+                 crop_size: int | None = None) -> None:
+    """One-line ValueErrors for settings that are wrong whatever the model and images."""
     if mode not in MODES:
-        raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
-    if k < 1 or batch_size < 1:
-        raise ValueError(f"k={k} and batch_size={batch_size} must be >= 1")
+        raise invalid_choice("mode", mode, MODES)
+    for key, value in (("k", k), ("batch_size", batch_size), ("crop_size", crop_size or 1)):
+        if value < 1:
+            raise ValueError(f"{key}={value} must be >= 1")
     if per_image is not None and per_image < 1:
         raise ValueError(f"per_image={per_image} must be >= 1 (or None for no limit)")
     if mode == "max" and per_image != 1:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.data.builders import call_builder
+from experiments.builders import call_builder
 from experiments.data.spec import DataSpec
 
 

@@ -6,7 +6,7 @@ queries (one strongly, one weakly activating the unit), a "simulated participant
 similar to the explanation in an embedding space. Accuracy over the tasks: 1 = the explanation tells the
 strong query from the weak one every time, 0.5 = chance. Where the unit sees only part of an image, both the
 explanation and the queries should be shown as the unit sees them: `rf_crops` cuts the receptive field
-around a map position (experiments/scoring.py crops each image at the unit's peak).
+around a map position (experiments/scoring/mis.py crops each image at the unit's peak).
 """
 from __future__ import annotations
 
@@ -14,18 +14,16 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from skimage.color import rgb2gray, rgb2hsv
 from skimage.feature import hog
 from skimage.transform import resize
 
-from methods.receptive_field import ReceptiveField, box
+from methods.receptive_field import ReceptiveField, crop
 
 from ._common import ArrayLike, as_numpy
 
 EMBED_SIZE = 64  # side the default embedding resizes every image to
 HIST_BINS = 12
-GREY = 0.5  # fill where a receptive field sticks out of the image, as top_patches pads its crops
 
 
 def _unit_norm(v: np.ndarray) -> np.ndarray:
@@ -108,20 +106,10 @@ def pick_queries(acts: ArrayLike, n_tasks: int, exclude: ArrayLike = (), fractio
 def rf_crops(images: torch.Tensor, positions: torch.Tensor, rf: ReceptiveField, side: int | None = None) -> torch.Tensor:
     """Receptive-field crops [N, 3, side, side] of images [N, 3, H, W] around layer-map positions [N, 2] (row, col).
 
-    Each crop is the full (unclipped) receptive-field box of its position, grey (0.5) where the box sticks out
-    of the image, resized to `side` (default min(rf.size, max(H, W)), the size of top_patches' crops).
+    Each crop is the full (unclipped) receptive-field box of its position, grey where the box sticks out of the
+    image, resized to `side` (default min(rf.size, max(H, W)), the size of top_patches' crops).
     """
     if images.dim() != 4 or positions.shape != (len(images), 2):
         raise ValueError(f"expected images [N, 3, H, W] and positions [N, 2], got {tuple(images.shape)} and {tuple(positions.shape)}")
-    h, w = images.shape[-2:]
-    side = side or min(rf.size, max(h, w))
-    crops = []
-    for img, (r, c) in zip(images, positions.tolist()):
-        (t, l, b, rr), (ft, fl, fb, fr) = box(rf, int(r), int(c), (h, w))
-        if b <= t or rr <= l:
-            raise ValueError(f"position ({r}, {c}) has its receptive field outside the {h}x{w} image")
-        patch = F.pad(img[:, t:b, l:rr], (l - fl, fr - rr, t - ft, fb - b), value=GREY)
-        if patch.shape[-1] != side:
-            patch = F.interpolate(patch[None], size=(side, side), mode="bilinear", antialias=True, align_corners=False)[0]
-        crops.append(patch)
-    return torch.stack(crops)
+    side = side or min(rf.size, max(images.shape[-2:]))
+    return torch.stack([crop(img, rf, int(r), int(c), side) for img, (r, c) in zip(images, positions.tolist())])

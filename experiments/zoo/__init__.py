@@ -5,7 +5,7 @@ from typing import Any
 
 from torch import nn
 
-from experiments.data.builders import call_builder
+from experiments.builders import call_builder
 from experiments.zoo.spec import ModelSpec
 
 
@@ -17,14 +17,6 @@ def build_model(cfg: Any) -> ModelSpec:
     if not spec.default_targets:
         spec.default_targets = auto_targets(spec.model)
     return spec
-
-
-def first_conv(model: nn.Module) -> str:
-    """Name of the first Conv2d in module order (the one that consumes the image)."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name
-    raise ValueError(f"{type(model).__name__} has no Conv2d layer")
 
 
 def auto_targets(model: nn.Module, units: int = 4) -> dict[str, list[int]]:

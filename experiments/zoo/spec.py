@@ -6,6 +6,8 @@ from typing import Callable
 
 from torch import Tensor, nn
 
+from methods.base import Normalize
+
 
 @dataclass
 class ModelSpec:
@@ -23,3 +25,7 @@ class ModelSpec:
     ground_truth: Callable[[str, int], Tensor] | None = None
     num_classes: int | None = None
     unit_classes: dict[tuple[str, int], str] = field(default_factory=dict)  # planted unit -> shapes class it detects
+
+    def normalizer(self) -> Normalize:
+        """The model's input normalization ([0, 1] images -> model input), on the model's device."""
+        return Normalize(self.mean, self.std).to(next(self.model.parameters()).device)

@@ -9,12 +9,12 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from methods.base import Target, Visualization, check_units
+from methods.base import Target, Visualization, check_units, invalid_choice
 from methods.graph import fast_forward
 
 from . import regularizers as reg
 from .objectives import Objective, diversity, from_target
-from .parameterizations import make_param
+from .parameterizations import PARAMS, SQUASHES, make_param
 from .transforms import TransformSpec, draw, resolve, warp
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam, "sgd": torch.optim.SGD}
@@ -60,10 +60,22 @@ class Settings:
 
     def __post_init__(self) -> None:
         self.snapshots = tuple(int(s) for s in self.snapshots)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-        if self.steps < 1 or self.images_per_unit < 1 or (self.units_per_batch or 1) < 1:
-            raise ValueError(f"steps={self.steps}, images_per_unit={self.images_per_unit} and units_per_batch={self.units_per_batch} must be >= 1")
+        for key, value, valid in (("param", self.param, PARAMS), ("squash", self.squash, SQUASHES),
+                                  ("optimizer", self.optimizer, OPTIMIZERS)):
+            if value not in valid:
+                raise invalid_choice(key, value, valid)
+        resolve(self.transforms)
+        for key in ("steps", "images_per_unit", "units_per_batch"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key}={getattr(self, key)} must be >= 1")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr} must be > 0")
+        for key in ("l1", "l2", "tv", "alpha_weight", "diversity", "momentum", "blur_every", "clip_norm_pct",
+                    "clip_contrib_pct", "cossim_pow"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}={getattr(self, key)} must be >= 0")
+        if not 0 <= self.decay < 1:
+            raise ValueError(f"decay={self.decay} must be in [0, 1)")
         pixel_ops = {"decay": self.decay, "blur_every": self.blur_every, "clip_norm_pct": self.clip_norm_pct,
                      "clip_contrib_pct": self.clip_contrib_pct, "l2_bound": self.l2_bound}
         used = [k for k, v in pixel_ops.items() if v]
@@ -74,12 +86,26 @@ class Settings:
             raise ValueError(f"snapshot step {bad[0]} is outside 1..{self.steps}")
 
 
+@dataclass(kw_only=True)
+class Ascent(Visualization):
+    """Optimized images, `images_per_unit` per unit (unit-major), with their final activation and snapshots."""
+
+    activation: Tensor  # [U] objective of each unit's images, averaged over them
+    snapshots: dict[int, Tensor]  # step -> images [U * images_per_unit, 3, S, S] after that step
+    steps: int
+
+    @property
+    def values(self) -> dict[str, Tensor]:
+        """Final activation of each unit."""
+        return {"activation": self.activation}
+
+
 def settings(knobs: dict[str, Any]) -> Settings:
     """Settings from keyword knobs; an unknown knob raises one line listing the valid ones."""
     valid = [f.name for f in fields(Settings)]
     bad = [k for k in knobs if k not in valid]
     if bad:
-        raise ValueError(f"unknown gradient_ascent knob {bad[0]!r}; valid: {', '.join(valid)}")
+        raise invalid_choice("gradient_ascent setting", bad[0], valid)
     return Settings(**knobs)
 
 
@@ -173,7 +199,7 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
 
 def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: nn.Module | None = None, seed: int = 0,
               amp: str = "off", channels_last: bool = True, compile: bool = False, progress: bool = False,
-              **knobs: Any) -> Visualization:
+              **knobs: Any) -> Ascent:
     """Feature visualization by gradient ascent on the input, all target units in one batch (see Settings for knobs).
 
     Images are unit-major: images[u * images_per_unit + i] is image i of target.units[u]. The steps run the
@@ -207,8 +233,10 @@ def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: n
     unit_idx = torch.tensor(units, device=device).repeat_interleave(cfg.images_per_unit)
     with torch.no_grad():
         act = base(net(final).float(), unit_idx).view(len(units), cfg.images_per_unit).mean(1)
-    return Visualization(
-        images=final.cpu(), units=units, values={"activation": act.cpu()},
-        extras={"snapshots": {s: torch.cat(x).cpu() for s, x in snaps.items()},
-                "images_per_unit": cfg.images_per_unit, "steps": cfg.steps},
-    )
+    return Ascent(images=final.cpu(), units=units, layer=target.layer, images_per_unit=cfg.images_per_unit,
+                  activation=act.cpu(), snapshots={s: torch.cat(x).cpu() for s, x in snaps.items()}, steps=cfg.steps)
+
+
+def check_params(**knobs: Any) -> None:
+    """One-line ValueErrors for unknown or out-of-range settings, before any model is built."""
+    settings(knobs)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from experiments.config import DataConf
 from experiments.data import build_data
-from experiments.data.builders import options
+from experiments.builders import options
 from experiments.data.shapes import make_shapes
 from experiments.data.spec import DataSpec
 from tests.conftest import make_cfg
@@ -75,14 +75,14 @@ def test_bad_target_is_one_line_naming_it_and_the_valid_ones() -> None:
         build_data(OmegaConf.structured(DataConf(_target_="experiments.data.shapes.make_shape")), 32)
     msg = str(err.value)
     assert "\n" not in msg
-    assert msg.startswith("unknown data._target_='experiments.data.shapes.make_shape'; valid: ")
+    assert msg.startswith("unknown data._target_ 'experiments.data.shapes.make_shape'; did you mean experiments.data.shapes.make_shapes? valid: ")
     assert all(f"experiments.data.{b}" in msg for b in BUILDERS.values())
 
 
 def test_unknown_name_lists_the_data_options() -> None:
     with pytest.raises(ValueError) as err:
         build_data(OmegaConf.structured(DataConf(name="imagenet")), 32)
-    assert str(err.value) == "unknown data.name='imagenet'; valid: image_folder, shapes, skimage"
+    assert str(err.value) == "unknown data.name 'imagenet'; valid: image_folder, shapes, skimage"
 
 
 def test_image_folder_without_root_is_one_line() -> None:

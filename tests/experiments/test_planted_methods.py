@@ -38,7 +38,7 @@ def metric(rows: list[dict], name: str) -> list[float]:
 def test_raw_weights_reproduce_the_planted_bank(planted, shapes) -> None:
     target = Target("conv1", tuple(range(12)))
     vis = call_method("raw_weights", planted, shapes, target, {"normalization": "symmetric"}, RunOptions())
-    rows = score(Scoring("raw_weights", planted, shapes, target, {}, RunOptions()), vis)
+    rows = score(Scoring.for_method("raw_weights", planted, shapes, target, {}, RunOptions()), vis)
     assert min(metric(rows, "gt_corr")) > 0.999
     assert max(abs(v) for v in metric(rows, "sanity_spearman")) < 0.2  # randomized first layer: unrelated filters
 
@@ -49,7 +49,7 @@ def test_erhan2009_neuron_recovers_a_planted_filter(planted, shapes) -> None:
     # pixels stay off the [0, 1] clamp; at l2_bound 0.1 the colour blob saturates and scores 0.88)
     params = preset("erhan2009")
     vis = call_method("gradient_ascent", planted, shapes, target, params, RunOptions())
-    rows = score(Scoring("gradient_ascent", planted, shapes, target, params, RunOptions(), enabled={"gt_corr"}), vis)
+    rows = score(Scoring.for_method("gradient_ascent", planted, shapes, target, params, RunOptions(), enabled=["gt_corr"]), vis)
     assert min(metric(rows, "gt_corr")) >= 0.9
 
 
@@ -58,8 +58,8 @@ def test_top9_patches_of_planted_units_show_their_class(planted, shapes) -> None
     vis = call_method("top_patches", planted, shapes, target, {"k": 9}, RunOptions())
     for i, unit in enumerate(target.units):
         wanted = shapes.class_names.index(planted.unit_classes[("conv2", unit)])
-        assert int((shapes.labels[vis.extras["indices"][i]] == wanted).sum()) >= 8
-    rows = score(Scoring("top_patches", planted, shapes, target, {}, RunOptions(), enabled={"topk_precision"}), vis)
+        assert int((shapes.labels[vis.indices[i]] == wanted).sum()) >= 8
+    rows = score(Scoring.for_method("top_patches", planted, shapes, target, {}, RunOptions(), enabled=["topk_precision"]), vis)
     assert min(metric(rows, "topk_precision")) >= 8 / 9
 
 
@@ -68,7 +68,7 @@ def test_occlusion_of_planted_units_peaks_on_the_object(planted, shapes) -> None
     opts = RunOptions(n_images=3)
     params = dict(OmegaConf.load(CONF / "method" / "occlusion.yaml").params)
     vis = call_method("occlusion", planted, shapes, target, params, opts)
-    rows = score(Scoring("occlusion", planted, shapes, target, params, opts, enabled={"pointing_game", "deletion_auc"},
+    rows = score(Scoring.for_method("occlusion", planted, shapes, target, params, opts, enabled=["pointing_game", "deletion_auc"],
                          auc_steps=10), vis)
     assert np.mean(metric(rows, "pointing_game")) >= 0.9  # within the map's stride of the object
     assert np.nanmean(metric(rows, "deletion_auc")) < 0.5

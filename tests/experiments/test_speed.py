@@ -13,7 +13,10 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from experiments import contenders as contenders_module
 from experiments import speed
+from experiments.adapters import gradient_ascent as ga_adapter
+from experiments.adapters import registry
 from experiments.run import run
 from methods import occlusion, top_patches
 from methods.gradient_ascent import optimize as ga_optimize
@@ -21,7 +24,7 @@ from methods.base import Normalize, Target, truncate
 from tests.conftest import make_cfg
 
 S = 32  # side of every tiny case
-GA = {"name": "ga", "method": "gradient_ascent", "model": "planted", "layer": "conv2", "units": 2, "input_size": S,
+GA = {"name": "ga", "method": "gradient_ascent/quick", "model": "planted", "layer": "conv2", "units": 2, "input_size": S,
       "params": {"steps": 2, "transforms": "standard"}}
 OCC_CLASS = {"name": "occ_class", "method": "occlusion", "model": "planted", "kind": "class", "layer": "", "units": [0, 3],
              "input_size": S, "images": 2, "params": {"window": 8, "stride": 8, "batch_size": 8}}
@@ -128,13 +131,13 @@ def test_a_broken_case_gives_a_failed_row_and_the_run_goes_on(tmp_path: Path) ->
     assert value(df, "occ_neuron", "vizbench", "vs_bare")["status"].tolist() == ["ok"]
 
 
-def build(case: dict, monkeypatch: pytest.MonkeyPatch | None = None, seen: list | None = None) -> tuple[speed.Setup, list]:
-    """A case's setup and contenders; with `seen`, every model copy and graph the contenders build records (its
-    name, input shape) as it is fed (the shared model itself carries no hook: fast_forward would not trace it)."""
+def build(case: dict, monkeypatch: pytest.MonkeyPatch | None = None, seen: list | None = None) -> tuple[speed.Setup, list, dict]:
+    """A case's setup, contenders and work; with `seen`, every model copy and graph the contenders build records
+    (its name, input shape) as it is fed (the shared model itself carries no hook: fast_forward would not trace it)."""
     cfg = speed_cfg(Path("."), [case])
-    s, _ = speed.setup(speed.parse_cases([case])[0], cfg, torch.device("cpu"))
+    s, method, _ = speed.setup(speed.parse_cases([case])[0], cfg, torch.device("cpu"))
     if seen is None:
-        return s, speed.BUILDERS[case["method"]](s, True)
+        return (s, *method.contenders(s, True))
     names = iter(range(1000))
 
     def record(model: torch.nn.Module) -> torch.nn.Module:
@@ -142,13 +145,14 @@ def build(case: dict, monkeypatch: pytest.MonkeyPatch | None = None, seen: list 
         model.register_forward_pre_hook(lambda _m, args: seen.append((name, tuple(args[0].shape))))
         return model
 
-    patched = [(speed, "fast_forward"), (ga_optimize, "fast_forward"), (occlusion, "fast_forward"), (top_patches, "fast_forward")]
-    if case["method"] == "gradient_ascent":  # lucent runs the model copy itself (occlusion's vizbench would stop tracing a hooked copy)
-        patched.append((speed, "formatted"))
+    patched = [(contenders_module, "fast_forward"), (ga_optimize, "fast_forward"), (occlusion, "fast_forward"),
+               (top_patches, "fast_forward")]
+    if method.name == "gradient_ascent":  # lucent runs the model copy itself (occlusion's vizbench would stop tracing a hooked copy)
+        patched.append((ga_adapter, "formatted"))
     for module, attr in patched:
         original = getattr(module, attr)
         monkeypatch.setattr(module, attr, lambda *a, _f=original, **k: record(_f(*a, **k)))
-    return s, speed.BUILDERS[case["method"]](s, True)
+    return (s, *method.contenders(s, True))
 
 
 def fed(contender: speed.Contender, seen: list) -> tuple[set[str], list[tuple[int, ...]]]:
@@ -160,7 +164,7 @@ def fed(contender: speed.Contender, seen: list) -> tuple[set[str], list[tuple[in
 
 def test_gradient_ascent_contenders_feed_the_model_the_same_images(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list = []
-    _, contenders = build(GA, monkeypatch, seen)
+    _, contenders, _ = build(GA, monkeypatch, seen)
     batches, used = {}, {}
     for c in contenders:
         used[c.name], shapes = fed(c, seen)
@@ -188,37 +192,42 @@ def test_lucent_optimizes_the_same_objective_through_its_own_preprocessing() -> 
         return -objectives.channel("conv2", 1)(hook)
 
     ours = from_target(Target("conv2", (1,)))(truncate(spec.model, "conv2", Normalize(spec.mean, spec.std))(x), torch.tensor([1]))
-    assert torch.allclose(lucent_value(speed.lucent_model(copy.deepcopy(spec.model), spec.mean, spec.std)), ours.sum())
+    assert torch.allclose(lucent_value(ga_adapter.lucent_model(copy.deepcopy(spec.model), spec.mean, spec.std)), ours.sum())
     assert not torch.allclose(lucent_value(copy.deepcopy(spec.model)), ours.sum())  # without the fix it would differ
 
 
 @pytest.mark.parametrize("case", [OCC_CLASS, OCC_NEURON], ids=["class", "neuron"])
 def test_occlusion_contenders_compute_the_same_maps_and_bare_the_same_forwards(case: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list = []
-    s, contenders = build(case, monkeypatch, seen)
+    s, contenders, work = build(case, monkeypatch, seen)
     vis = contenders[0].fn()
     assert contenders[0].name == "vizbench"
     for c in contenders:
         if c.name == "captum_occlusion":
-            assert torch.allclose(c.fn(), vis.extras["maps"], atol=1e-5), c.variant
+            assert torch.allclose(c.fn(), vis.maps, atol=1e-5), c.variant
     _, shapes = fed(next(c for c in contenders if c.name == "bare"), seen)
     batch = [shape[0] for shape in shapes]
-    assert sum(batch) == len(s.images) + vis.extras["perturbations"] and max(batch) <= case["params"]["batch_size"]
+    assert sum(batch) == len(s.images) + vis.perturbations and max(batch) <= case["params"]["batch_size"]
     if case["kind"] == "neuron":  # the point of the neuron case: far fewer windows than the full map
-        assert vis.extras["perturbations"] < speed.work(s)["perturbations"]
+        assert vis.perturbations < work["perturbations"]
 
 
 def test_cases_parse_scale_and_refuse_bad_keys() -> None:
     (case,) = speed.parse_cases([GA])
-    assert case.scaled(0.5).params["steps"] == 1 and case.scaled(3).params["steps"] == 6
+    assert case.scaled(0.5, "steps", 512).params["steps"] == 1 and case.scaled(3, "steps", 512).params["steps"] == 6
     (occ,) = speed.parse_cases([OCC_CLASS])
-    assert occ.scaled(0.1).images == 1 and occ.target() == Target("", (0, 3), "class")
-    with pytest.raises(ValueError, match="unknown speed case key 'steps'"):
+    assert occ.scaled(0.1, "images", 1).images == 1 and occ.target() == Target("", (0, 3), "class")
+    cfg = speed_cfg(Path("."), [GA, OCC_CLASS], "speed.scale=3")
+    assert [c.params.get("steps") for c in speed.scaled_cases(cfg.speed)] == [6, None]
+    assert [c.images for c in speed.scaled_cases(cfg.speed)] == [4, 6]
+    with pytest.raises(ValueError, match="unknown speed case key in ga 'steps'; valid: name, method"):
         speed.parse_cases([{**GA, "steps": 3}])
-    with pytest.raises(ValueError, match="unknown method 'deepdream'"):
-        speed.parse_cases([{**GA, "method": "deepdream"}])
-    with pytest.raises(ValueError, match="unknown model 'alexnet9'"):
-        speed.model_conf("alexnet9")
+    with pytest.raises(ValueError, match="Could not find 'method/deepdream'"):
+        speed.case_config(speed.parse_cases([{**GA, "method": "deepdream"}])[0])
+    with pytest.raises(ValueError, match="Could not find 'model/alexnet9'"):
+        speed.case_config(speed.parse_cases([{**GA, "model": "alexnet9"}])[0])
+    with pytest.raises(ValueError, match="no speed contenders.*raw_weights.*valid: gradient_ascent, occlusion, top_patches"):
+        speed.case_config(speed.parse_cases([{**GA, "method": "raw_weights"}])[0])
 
 
 def test_only_names_existing_cases(tmp_path: Path) -> None:
@@ -237,9 +246,8 @@ def test_default_speed_config_is_one_run_with_the_issue_cases() -> None:
     assert (ga.model, ga.layer, len(ga.target().units), ga.input_size, ga.params["steps"], ga.params["transforms"]) == \
         ("googlenet", "inception4a", 8, 128, 64, "standard")
     assert {c.kind for c in cases.values() if c.method == "occlusion" and c.model == "resnet18"} == {"class", "neuron"}
-    assert {(c.method, c.model) for c in cases.values()} >= {(m, "shapes_cnn") for m in speed.METHODS}
-    for c in cases.values():
-        speed.model_conf(c.model)  # every case names a model config
+    timed = {m.name for m in registry().values() if m.contenders is not None}
+    assert {(speed.case_config(c)[1].name, c.model) for c in cases.values()} >= {(m, "shapes_cnn") for m in timed}
 
 
 def test_timing_is_interleaved_budgeted_and_survives_a_failing_contender(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,34 +76,3 @@ def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
 def test_misspelled_key_on_command_line(tmp_path: Path) -> None:
     proc = run_cli("model.wieghts=x", f"hydra.run.dir={tmp_path}", "hydra.mode=RUN")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "wieghts" in proc.stderr
-
-
-def fake_call_fitting(key: str, limit: int, sizes: list):
-    """A stand-in for call_method that records params[key] and runs out of CUDA memory above `limit`."""
-    def fake_call(name, spec, data, target, params, opts):
-        sizes.append(params[key])
-        if params[key] > limit:
-            raise torch.OutOfMemoryError("CUDA out of memory")
-        return "vis"
-    return fake_call
-
-
-def test_cuda_out_of_memory_halves_the_batch(monkeypatch) -> None:
-    from experiments import run as run_module
-    sizes = []
-    monkeypatch.setattr(run_module, "call_method", fake_call_fitting("batch_size", 16, sizes))
-    vis, used = run_module.call_with_oom_retry("occlusion", None, None, None, {"batch_size": 64}, None)
-    assert (vis, used, sizes) == ("vis", 16, [64, 32, 16])
-
-
-def test_cuda_out_of_memory_halves_gradient_ascent_units_per_batch(monkeypatch) -> None:
-    from experiments import run as run_module
-    from methods.base import Target
-    sizes = []
-    monkeypatch.setattr(run_module, "call_method", fake_call_fitting("units_per_batch", 3, sizes))
-    target = Target("conv2", tuple(range(12)))
-    assert run_module.call_with_oom_retry("gradient_ascent", None, None, target, {"steps": 4}, None) == ("vis", 3)
-    assert sizes == [12, 6, 3]  # starts with all units in one batch
-    sizes.clear()
-    run_module.call_with_oom_retry("gradient_ascent", None, None, target, {"units_per_batch": 8}, None)
-    assert sizes == [8, 4, 2]

@@ -44,5 +44,5 @@ def test_class_target_checked_against_num_classes() -> None:
 
 
 def test_bad_kind() -> None:
-    with pytest.raises(ValueError, match="target.kind='pixel' is not one of channel, neuron"):
+    with pytest.raises(ValueError, match="unknown target.kind 'pixel'; valid: channel, neuron"):
         resolve_targets(target_cfg(layer="conv1", units=[0], kind="pixel"), spec())

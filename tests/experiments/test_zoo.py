@@ -6,7 +6,7 @@ import torch
 from omegaconf import OmegaConf
 
 from experiments.config import ModelConf
-from experiments.data.builders import CONF, options
+from experiments.builders import CONF, options
 from experiments.zoo import auto_targets, build_model
 from experiments.zoo.spec import ModelSpec
 from experiments.zoo.torchvision_models import build_torchvision
@@ -139,12 +139,12 @@ def test_bad_target_is_one_line_naming_it_and_the_valid_ones() -> None:
         build_model(OmegaConf.structured(ModelConf(_target_=f"{__name__}.no_such_builder")))
     msg = str(err.value)
     assert "\n" not in msg
-    assert msg.startswith(f"unknown model._target_='{__name__}.no_such_builder'; valid: ")
+    assert msg.startswith(f"unknown model._target_ '{__name__}.no_such_builder'; valid: ")
     assert "experiments.zoo.planted.build_planted" in msg and "experiments.zoo.custom.build_custom" in msg
 
 
 def test_bad_module_in_target_is_one_line() -> None:
-    with pytest.raises(ValueError, match=r"^unknown model._target_='no_such_pkg.build'; valid: .*No module named") as err:
+    with pytest.raises(ValueError, match=r"^unknown model._target_ 'no_such_pkg.build'; valid: .*No module named") as err:
         build_model(OmegaConf.create({"_target_": "no_such_pkg.build"}))
     assert "\n" not in str(err.value)
 
@@ -152,7 +152,7 @@ def test_bad_module_in_target_is_one_line() -> None:
 def test_unknown_source_lists_the_model_options() -> None:
     with pytest.raises(ValueError) as err:
         build_model(OmegaConf.structured(ModelConf(source="nope")))
-    assert str(err.value) == "unknown model.source='nope'; valid: custom, googlenet, planted, resnet18, shapes_cnn, torchvision"
+    assert str(err.value) == "unknown model.source 'nope'; valid: custom, googlenet, planted, resnet18, shapes_cnn, torchvision"
 
 
 def test_builder_parameter_missing_from_config_is_named() -> None:

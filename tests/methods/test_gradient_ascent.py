@@ -83,8 +83,8 @@ def test_result_layout_snapshots_and_activation():
     v = visualize(net, Target("4", (0, 1)), input_size=16, images_per_unit=2, snapshots=(2, 6), **QUICK)
     assert v.images.shape == (4, 3, 16, 16) and v.images.min() >= 0 and v.images.max() <= 1
     assert v.units == (0, 1) and v.values["activation"].shape == (2,)
-    assert set(v.extras["snapshots"]) == {2, 6} and torch.allclose(v.extras["snapshots"][6], v.images)
-    assert v.extras["images_per_unit"] == 2 and v.extras["steps"] == 6
+    assert set(v.snapshots) == {2, 6} and torch.allclose(v.snapshots[6], v.images)
+    assert v.images_per_unit == 2 and v.steps == 6
     acts = truncate(net, "4")(v.images)
     expected = read_out(acts, Target("4", (0, 1)), torch.tensor([0, 0, 1, 1])).view(2, 2).mean(1)
     assert torch.allclose(v.values["activation"], expected, atol=1e-5)
@@ -133,7 +133,7 @@ def test_custom_objective_replaces_the_target():
 
 def test_bad_input_raises_one_line():
     net = tiny()
-    with pytest.raises(ValueError, match="unknown gradient_ascent knob 'stepz'"):
+    with pytest.raises(ValueError, match="unknown gradient_ascent setting 'stepz'; did you mean steps"):
         visualize(net, Target("4", (0,)), input_size=16, stepz=3)
     with pytest.raises(ValueError, match="out of range"):
         visualize(net, Target("4", (9,)), input_size=16, **QUICK)
@@ -153,7 +153,7 @@ def test_amp_runs_on_cpu(amp):
 
 def test_channels_last_gives_the_same_images_and_restores_the_model():
     net = tiny()
-    a = visualize(net, Target("4", (0, 1)), input_size=16, **QUICK)
+    a = visualize(net, Target("4", (0, 1)), input_size=16, channels_last=False, **QUICK)
     b = visualize(net, Target("4", (0, 1)), input_size=16, channels_last=True, **QUICK)
     assert torch.allclose(a.images, b.images, atol=1e-4)
     assert net[0].weight.is_contiguous()

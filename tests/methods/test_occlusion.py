@@ -54,7 +54,7 @@ def test_matches_captum_on_small_net(target: Target, kw: dict) -> None:
     vis = occlusion.visualize(model, images, target, batch_size=7, **kw)
     window, stride, fill = kw.pop("window"), kw.pop("stride"), kw.pop("fill")
     ref = captum_occlusion(model, images, target, window, stride, fill, perturbations_per_eval=4, **kw)
-    _assert_matches(vis.extras["maps"], ref)
+    _assert_matches(vis.maps, ref)
 
 
 @pytest.mark.parametrize("target", [Target("", (1, 9), "class"), Target("layer1", (3,), "neuron")])
@@ -65,7 +65,7 @@ def test_matches_captum_on_resnet18(target: Target) -> None:
     norm = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     vis = occlusion.visualize(model, images, target, normalize=norm, window=24, stride=20, batch_size=32)
     ref = captum_occlusion(model, images, target, 24, 20, "grey", perturbations_per_eval=16, normalize=norm)
-    _assert_matches(vis.extras["maps"], ref)
+    _assert_matches(vis.maps, ref)
 
 
 def test_one_pixel_model_known_map() -> None:
@@ -80,9 +80,9 @@ def test_one_pixel_model_known_map() -> None:
                         if t <= y < t + window and l <= x < l + window]
             hits = sum(t <= r < t + window and l <= c < l + window for t, l in covering)
             expected[y, x] = drop * hits / len(covering)
-    torch.testing.assert_close(vis.extras["maps"][0, 0], expected)
-    torch.testing.assert_close(vis.extras["maps"][0, 1], -expected)
-    assert vis.extras["perturbations"] == 4 * 3  # rows 11: starts 0,3,6,9 (the last clipped) x cols 9: 0,3,6
+    torch.testing.assert_close(vis.maps[0, 0], expected)
+    torch.testing.assert_close(vis.maps[0, 1], -expected)
+    assert vis.perturbations == 4 * 3  # rows 11: starts 0,3,6,9 (the last clipped) x cols 9: 0,3,6
     torch.testing.assert_close(vis.values["mean_drop"], torch.stack([expected.mean(), -expected.mean()]))
 
 
@@ -106,9 +106,9 @@ def test_skipping_outside_receptive_field_changes_nothing(model_fn, layer: str, 
     target = Target(layer, (0, 2), "neuron", position=(2, 3))
     skip = occlusion.visualize(model, images, target, window=window, stride=stride)
     full = occlusion.visualize(model, images, target, window=window, stride=stride, skip_outside_rf=False)
-    torch.testing.assert_close(skip.extras["maps"], full.extras["maps"], atol=1e-6, rtol=0)
-    assert skip.extras["perturbations"] < full.extras["perturbations"]
-    assert full.extras["maps"].abs().max() > 1e-3
+    torch.testing.assert_close(skip.maps, full.maps, atol=1e-6, rtol=0)
+    assert skip.perturbations < full.perturbations
+    assert full.maps.abs().max() > 1e-3
 
 
 def test_progress_and_batch_size_do_not_change_maps() -> None:
@@ -116,11 +116,11 @@ def test_progress_and_batch_size_do_not_change_maps() -> None:
     target = Target("", (2,), "class")
     a = occlusion.visualize(small_net(), images, target, batch_size=1)
     b = occlusion.visualize(small_net(), images, target, batch_size=100, progress=True)
-    torch.testing.assert_close(a.extras["maps"], b.extras["maps"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(a.maps, b.maps, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("target,kw,match", [
-    (Target("", (0,), "class"), dict(fill="pink"), "fill='pink'"),
+    (Target("", (0,), "class"), dict(fill="pink"), "unknown fill 'pink'"),
     (Target("", (0,), "class"), dict(window=4, stride=5), "stride=5"),
     (Target("", (0,), "class"), dict(window=40), "window=40"),
     (Target("conv2", (0,), "layer"), {}, "kind"),

@@ -39,4 +39,4 @@ def test_first_conv_found_without_conv1_name() -> None:
     model = googlenet(weights=None, aux_logits=False, init_weights=False)
     assert first_conv_name(model) == "conv1.conv"
     vis = visualize(model, Target("", (0, 1)))
-    assert vis.images.shape == (2, 3, 7, 7) and vis.extras["layer"] == "conv1.conv"
+    assert vis.images.shape == (2, 3, 7, 7) and vis.layer == "conv1.conv"

@@ -48,7 +48,7 @@ def _brute(acts: Tensor, k: int, per_image: int | None) -> list[list[tuple[float
 
 def _as_list(vis, w: int) -> list[list[tuple[float, int, int]]]:
     """The visualization's winners in the brute-force format."""
-    a, i, p = vis.extras["activations"], vis.extras["indices"], vis.extras["positions"]
+    a, i, p = vis.activations, vis.indices, vis.positions
     return [[(a[u, j].item(), int(i[u, j]), int(p[u, j, 0] * w + p[u, j, 1])) for j in range(a.shape[1])] for u in range(a.shape[0])]
 
 
@@ -61,15 +61,15 @@ def test_topk_equals_brute_force(data: Tensor, mode: str, per_image: int | None,
     for e, g in zip(expected, got):
         assert [x[1:] for x in g] == [x[1:] for x in e]
         torch.testing.assert_close(torch.tensor([x[0] for x in g]), torch.tensor([x[0] for x in e]))
-    torch.testing.assert_close(vis.values["topk_mean_activation"], vis.extras["activations"].mean(1))
+    torch.testing.assert_close(vis.values["topk_mean_activation"], vis.activations.mean(1))
 
 
 def test_per_image_caps_winners_per_image(data: Tensor) -> None:
     vis = top_patches.visualize(small_net(), data, Target("conv2", UNITS), k=9, per_image=2, mode="location")
-    for row in vis.extras["indices"]:
+    for row in vis.indices:
         assert torch.bincount(row).max() <= 2
     distinct = top_patches.visualize(small_net(), data, Target("conv2", UNITS), k=9)
-    for row in distinct.extras["indices"]:
+    for row in distinct.indices:
         assert len(set(row.tolist())) == 9
 
 
@@ -78,17 +78,17 @@ def test_stream_equals_tensor(data: Tensor) -> None:
     whole = top_patches.visualize(small_net(), data, target, k=4, batch_size=100)
     stream = top_patches.visualize(small_net(), ((b, None) for b in data.split(3)), target, k=4)
     for key in ("indices", "positions", "boxes", "boxes_unclipped", "context"):
-        assert torch.equal(whole.extras[key], stream.extras[key]), key
+        assert torch.equal(getattr(whole, key), getattr(stream, key)), key
     assert torch.equal(whole.images, stream.images)
-    assert stream.extras["images_processed"] == len(data)
+    assert stream.images_processed == len(data)
 
 
 def test_crops_equal_the_box_region(data: Tensor) -> None:
     vis = top_patches.visualize(small_net(), data, Target("conv2", UNITS), k=6, mode="location", per_image=None)
-    rf = vis.extras["rf"]
+    rf = vis.rf
     assert (rf.size, rf.stride, rf.offset) == (8, 2, -3)
     assert vis.images.shape == (len(UNITS) * 6, 3, 8, 8)
-    boxes, full, idx = vis.extras["boxes"].flatten(0, 1), vis.extras["boxes_unclipped"].flatten(0, 1), vis.extras["indices"].flatten()
+    boxes, full, idx = vis.boxes.flatten(0, 1), vis.boxes_unclipped.flatten(0, 1), vis.indices.flatten()
     assert (boxes != full).any(dim=1).sum() >= 3  # some crops stick out of the image and are padded
     for crop, (t, l, b, r), (ft, fl, fb, fr), i in zip(vis.images, boxes.tolist(), full.tolist(), idx.tolist()):
         expected = torch.full((3, fb - ft, fr - fl), 0.5)
@@ -102,11 +102,11 @@ def test_box_contains_gradient_support(data: Tensor) -> None:
     net = truncate(model, "conv2")
     for u, unit in enumerate(UNITS):
         for j in range(3):
-            i, (r, c) = int(vis.extras["indices"][u, j]), vis.extras["positions"][u, j].tolist()
+            i, (r, c) = int(vis.indices[u, j]), vis.positions[u, j].tolist()
             x = data[i:i + 1].clone().requires_grad_(True)
             net(x)[0, unit, r, c].backward()
             support = x.grad[0].abs().sum(0) > 0
-            t, l, b, rr = vis.extras["boxes"][u, j].tolist()
+            t, l, b, rr = vis.boxes[u, j].tolist()
             inside = torch.zeros_like(support)
             inside[t:b, l:rr] = True
             assert support.any() and not (support & ~inside).any()
@@ -114,7 +114,7 @@ def test_box_contains_gradient_support(data: Tensor) -> None:
 
 def test_context_outlines_box_in_grey(data: Tensor) -> None:
     vis = top_patches.visualize(small_net(), data, Target("conv2", (1,)), k=2)
-    for ctx, (t, l, b, r), i in zip(vis.extras["context"], vis.extras["boxes"][0].tolist(), vis.extras["indices"][0].tolist()):
+    for ctx, (t, l, b, r), i in zip(vis.context, vis.boxes[0].tolist(), vis.indices[0].tolist()):
         assert (ctx[:, t, l:r] == 0.5).all() and (ctx[:, b - 1, l:r] == 0.5).all() and (ctx[:, t:b, l] == 0.5).all()
         outside = torch.ones(16, 16, dtype=torch.bool)
         outside[t:b, l:r] = False
@@ -123,20 +123,20 @@ def test_context_outlines_box_in_grey(data: Tensor) -> None:
 
 def test_neuron_target_competes_at_its_position(data: Tensor) -> None:
     vis = top_patches.visualize(small_net(), data, Target("conv2", (2,), "neuron", position=(1, 6)), k=4)
-    assert (vis.extras["positions"] == torch.tensor([1, 6])).all()
+    assert (vis.positions == torch.tensor([1, 6])).all()
     acts = truncate(small_net(), "conv2")(data)[:, 2, 1, 6].detach()
-    torch.testing.assert_close(vis.extras["activations"][0], acts.topk(4).values)
+    torch.testing.assert_close(vis.activations[0], acts.topk(4).values)
 
 
 def test_fewer_candidates_than_k_and_crop_size(data: Tensor) -> None:
     vis = top_patches.visualize(small_net(), data[:2], Target("conv2", UNITS), k=9, crop_size=24)
-    assert vis.extras["indices"].shape == (3, 2) and vis.images.shape == (6, 3, 24, 24)
+    assert vis.indices.shape == (3, 2) and vis.images.shape == (6, 3, 24, 24)
     assert vis.images.min() >= 0 and vis.images.max() <= 1
 
 
 @pytest.mark.parametrize("target,kw,match", [
     (Target("conv2", (0,), "class"), {}, "kind"),
-    (Target("conv2", (0,)), dict(mode="avg"), "mode='avg'"),
+    (Target("conv2", (0,)), dict(mode="avg"), "unknown mode 'avg'"),
     (Target("conv2", (0,)), dict(per_image=2), "per_image=2"),
     (Target("conv2", (9,)), {}, "unit index 9"),
     (Target("fc", (0,)), {}, "conv layer"),

@@ -4,17 +4,14 @@ from __future__ import annotations
 import importlib
 import inspect
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from methods.base import invalid_choice, one_line
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-
-
-def unknown_choice(key: str, value: Any, valid: Iterable[str], extra: str = "") -> ValueError:
-    """The one-line error `unknown <key>=<value>; valid: a, b, c<extra>`."""
-    return ValueError(f"unknown {key}={value!r}; valid: {', '.join(valid)}{extra}")
 
 
 def options(group: str) -> list[str]:
@@ -38,7 +35,7 @@ def target_path(group: str, cfg: Any, fallback: str) -> str:
         return cfg["_target_"]
     option = cfg[fallback]
     if option not in options(group):
-        raise unknown_choice(f"{group}.{fallback}", option, options(group))
+        raise invalid_choice(f"{group}.{fallback}", option, options(group))
     return option_target(group, option)
 
 
@@ -48,10 +45,9 @@ def locate(group: str, path: str) -> Callable[..., Any]:
     try:
         fn = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as err:
-        reason = f"{type(err).__name__}: {err}".splitlines()[0]
-        raise unknown_choice(f"{group}._target_", path, valid_targets(group), f" ({reason})") from None
+        raise invalid_choice(f"{group}._target_", path, valid_targets(group), f" ({one_line(err)})") from None
     if not callable(fn):
-        raise unknown_choice(f"{group}._target_", path, valid_targets(group), f" (not callable: {type(fn).__name__})")
+        raise invalid_choice(f"{group}._target_", path, valid_targets(group), f" (not callable: {type(fn).__name__})")
     return fn
 
 

@@ -1,0 +1,99 @@
+"""occlusion in a run and in the speed experiment: each unit's most exciting images, against bare forwards and captum."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from experiments.adapters.base import Method, RunOptions, signature_schema
+from experiments.contenders import Contender, Setup, bare_module, formatted
+from experiments.data.spec import DataSpec
+from experiments.devices import autocast, prepare_input
+from experiments.zoo.spec import ModelSpec
+from methods import occlusion
+from methods.base import Target, read_out
+from methods.graph import fast_forward
+
+
+def top_images(spec: ModelSpec, data: DataSpec, target: Target, n: int, batch_size: int = 64,
+               channels_last: bool = True) -> Tensor:
+    """Indices [U, n] of each unit's most activating images: highest logit (class), own position (neuron), or
+    spatial max (channel: the image holding the strongest instance, as top_patches ranks them)."""
+    trunc = fast_forward(spec.model, target.layer, spec.normalizer(), channels_last)
+    device = next(spec.model.parameters()).device
+    scores = []
+    with torch.inference_mode():
+        for start in range(0, len(data.images), batch_size):
+            acts = trunc(data.images[start:start + batch_size].to(device))
+            if target.kind == "channel" and acts.dim() == 4:
+                scores.append(acts[:, list(target.units)].flatten(2).amax(2).float().cpu())
+            else:
+                scores.append(read_out(acts, target).float().cpu())
+    return torch.cat(scores).topk(min(n, len(data.images)), dim=0).indices.T
+
+
+def call(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any], opts: RunOptions,
+         model: nn.Module) -> occlusion.OcclusionMaps:
+    """Maps of each unit's most exciting images; every unit is mapped on their union."""
+    per_unit = top_images(spec, data, target, opts.n_images, channels_last=opts.channels_last)
+    source = per_unit.flatten().unique()
+    device = next(model.parameters()).device
+    result = occlusion.visualize(model, data.images[source].to(device), target, normalize=spec.normalizer(),
+                                 channels_last=opts.channels_last, progress=opts.progress, **params)
+    result.image_indices, result.unit_sources = source, per_unit
+    return result
+
+
+def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]]:
+    """vizbench occlusion, the bare forwards of every image it evaluated, captum at ppe 1 and at the batch size.
+
+    Work: perturbations = images x windows of the full map x units, the same for every contender.
+    """
+    target, p = s.case.target(), s.params
+    model = formatted(s)
+    images = prepare_input(s.images, s.device, s.channels_last)
+    bs = p["batch_size"]
+
+    def vizbench() -> Any:
+        with autocast(s.device, s.amp):
+            result = occlusion.visualize(model, images, target, normalize=s.normalize, channels_last=s.channels_last,
+                                         **s.case.params)
+        s.state["forwards"] = len(images) + result.perturbations
+        return result
+
+    net = bare_module(s)
+    x = prepare_input(images[torch.arange(bs) % len(images)], s.device, s.channels_last)  # real images: speed depends a little on content
+
+    def bare() -> None:
+        if "forwards" not in s.state:
+            raise RuntimeError("vizbench did not run, so the bare work (its forward count) is unknown")
+        with torch.inference_mode(), autocast(s.device, s.amp):
+            for start in range(0, s.state["forwards"], bs):
+                net(x[: min(bs, s.state["forwards"] - start)])
+
+    out = [Contender("vizbench", vizbench, batch_size=bs), Contender("bare", bare, batch_size=bs)]
+    if peers:
+        out += [Contender("captum_occlusion", captum_fn(s, model, images, p, ppe), f"ppe={ppe}", ppe)
+                for ppe in dict.fromkeys((1, bs))]
+    windows = len(occlusion.window_starts(s.size, p["window"], p["stride"])) ** 2
+    return out, {"perturbations": len(images) * windows * len(target.units)}
+
+
+def captum_fn(s: Setup, model: nn.Module, images: Tensor, params: dict[str, Any], ppe: int) -> Callable[[], Tensor]:
+    """captum's Occlusion with vizbench's window, stride, baseline and scores, at perturbations_per_eval=ppe."""
+    from experiments.peers.captum_occlusion import captum_occlusion
+
+    def run() -> Tensor:
+        with autocast(s.device, s.amp):
+            return captum_occlusion(model, images, s.case.target(), params["window"], params["stride"], params["fill"],
+                                    ppe, normalize=s.normalize, reduce=params["reduce"], output=params["output"])
+
+    return run
+
+
+METHOD = Method(
+    name="occlusion", visualize=occlusion.visualize, call=call, inputs="images", check=occlusion.check_params,
+    schema=signature_schema(occlusion.visualize), batch="batch_size", contenders=contenders,
+    peers={"captum_occlusion": ("captum.attr", "experiments.peers.captum_occlusion")},
+)

@@ -1,0 +1,103 @@
+"""Metrics of every method: the model randomization test, seed stability, planted ground truth, reported values."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import numpy as np
+import torch
+from skimage.feature import match_template
+from torch import Tensor
+
+from experiments.metrics import ground_truth, sanity
+from experiments.scoring.context import Row, Scoring, rows_for
+from experiments.scoring.registry import declare, metric
+from methods.base import GREY, Visualization, layer_shape
+from methods.gradient_ascent import Ascent
+from methods.occlusion import OcclusionMaps
+from methods.raw_weights import Filters
+from methods.receptive_field import box, receptive_field
+from methods.top_patches import TopPatches
+
+
+def randomized(s: Scoring, result: Visualization) -> Visualization:
+    """The method's result with the same seed on a randomized copy of the model (Adebayo et al. 2018)."""
+    def make() -> Visualization:
+        model = sanity.randomize(s.spec.model, s.target.layer or result.layer, mode=s.settings.randomization_mode,
+                                 seed=s.opts.seed + 1)
+        return s.rerun(model=model)
+    return s.memo("randomized", make)
+
+
+def sanity_rows(name: str, compare: Callable[[Tensor, Tensor], float], s: Scoring, result: Visualization) -> list[Row]:
+    """`compare` of each unit's result on the model and on the randomized model (low = depends on the weights)."""
+    other = randomized(s, result)
+    return rows_for(result, name, [compare(a, b) for a, b in zip(result.compared(), other.compared())])
+
+
+for _name, _fn in (("sanity_ssim", sanity.sanity_ssim), ("sanity_spearman", sanity.sanity_spearman),
+                   ("sanity_spearman_abs", sanity.sanity_spearman_abs), ("sanity_hog", sanity.sanity_hog)):
+    declare(_name, Visualization, "lower", ("randomization",), partial(sanity_rows, _name, _fn))
+
+
+@metric("seed_ssim", Visualization, "higher", needs=("stochastic",))
+def seed_ssim(s: Scoring, result: Visualization) -> list[Row]:
+    """Stability: SSIM between each unit's results for two seeds."""
+    other = s.memo("next_seed", lambda: s.rerun(seed=s.opts.seed + 1))
+    return rows_for(result, "seed_ssim", [sanity.seed_ssim(a, b) for a, b in zip(result.compared(), other.compared())])
+
+
+def neuron_box(s: Scoring, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Unclipped input box (top, left, bottom, right) of the target neuron's receptive field."""
+    rf = receptive_field(s.spec.model, s.target.layer, size)
+    h, w = layer_shape(s.spec.model, s.target.layer, size[0])[-2:]
+    return box(rf, *s.target.position_in(h, w), size)[1]
+
+
+def truth_window(s: Scoring, image: Tensor, truth: Tensor) -> Tensor:
+    """The window of `image` compared with the ground truth: a neuron's receptive field, else where it matches best."""
+    if s.target.kind == "neuron":
+        top, left, bottom, right = neuron_box(s, tuple(image.shape[-2:]))
+        pad = max(0, -top, -left, bottom - image.shape[-2], right - image.shape[-1])
+        padded = torch.nn.functional.pad(image, (pad,) * 4, value=GREY)
+        return padded[:, top + pad:bottom + pad, left + pad:right + pad]
+    r, t = image.float().numpy(), truth.float().numpy()
+    ncc = match_template(r.transpose(1, 2, 0), t.transpose(1, 2, 0))[..., 0]
+    top, left = np.unravel_index(np.nanargmax(ncc), ncc.shape)
+    return image[:, top:top + t.shape[1], left:left + t.shape[2]]
+
+
+def truth_pairs(s: Scoring, result: Visualization) -> list[list[tuple[Tensor, Tensor]]]:
+    """Per unit, (window of each of its images, the planted unit's preferred stimulus)."""
+    def make() -> list[list[tuple[Tensor, Tensor]]]:
+        pairs = []
+        for unit, images in zip(result.units, result.unit_images()):
+            truth = s.spec.ground_truth(s.target.layer or result.layer, unit)
+            pairs.append([(truth_window(s, img, truth), truth) for img in images])
+        return pairs
+    return s.memo("truth_pairs", make)
+
+
+def mask_pairs(s: Scoring, result: OcclusionMaps) -> list[list[tuple[Tensor, Tensor]]]:
+    """Per unit, (its map of each of its own images, that image's object mask)."""
+    pairs = []
+    for i in range(len(result.units)):
+        own, maps = result.own_maps(i)
+        pairs.append(list(zip(maps, s.data.masks[own].float())))
+    return pairs
+
+
+def agreement_rows(name: str, agree: Callable[[Tensor, Tensor], float],
+                   pairs: Callable[[Scoring, Visualization], list], s: Scoring, result: Visualization) -> list[Row]:
+    """Each unit's mean agreement of its results with their ground truth."""
+    return rows_for(result, name, [np.nanmean([agree(a, b) for a, b in unit]) for unit in pairs(s, result)])
+
+
+for _name, _fn in (("gt_corr", ground_truth.gt_corr), ("gt_ssim", ground_truth.gt_ssim)):
+    declare(_name, (Filters, Ascent, TopPatches), "higher", ("ground_truth",), partial(agreement_rows, _name, _fn, truth_pairs))
+    declare(_name, OcclusionMaps, "higher", ("ground_truth", "masks"), partial(agreement_rows, _name, _fn, mask_pairs))
+
+declare("weight_norm", Filters, "descriptive")
+declare("activation", Ascent, "higher")
+declare("mean_drop", OcclusionMaps, "descriptive")
+declare("topk_mean_activation", TopPatches, "higher")
