@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from html import escape
 from pathlib import Path
 from typing import Sequence
 
@@ -11,6 +12,9 @@ import pandas as pd
 from scipy import stats  # a dependency of scikit-image, so always present
 
 FORMATS = ("markdown", "csv", "latex", "html")
+ARROWS = {"markdown": {"higher": "↑", "lower": "↓"}, "html": {"higher": "↑", "lower": "↓"},
+          "latex": {"higher": r"$\uparrow$", "lower": r"$\downarrow$"}}
+BOLD = {"markdown": "**{}**", "html": "<b>{}</b>", "latex": r"\textbf{{{}}}"}
 STRING_COLUMNS = ("run_id", "experiment", "method", "preset", "model", "weights", "data", "layer", "device",
                   "metric", "status")
 COMMENT = {"markdown": "", "csv": "# ", "latex": "% ", "html": ""}
@@ -200,8 +204,46 @@ def _flat_columns(columns: pd.Index) -> list[str]:
     return [" / ".join(f"{n}={_label(v)}" for n, v in zip(columns.names, key)) for key in keys]
 
 
+def _direction(metric: object) -> str | None:
+    """Which way metric `metric` is better (the metric registry's word), None when not declared or descriptive."""
+    from experiments.scoring import better  # the registry imports the metrics and methods: only when formatting
+    d = better(str(metric))
+    return d if d in ("higher", "lower") else None
+
+
+def _bold_best(summary: pd.DataFrame, cells: pd.DataFrame, fmt: str) -> pd.DataFrame:
+    """Cells with each row's best mean in bold (every tied best; none when all tie), where the row's metric says
+    which way is better."""
+    if "metric" not in cells.index.names or not isinstance(summary.columns, pd.MultiIndex) or cells.shape[1] < 2 \
+            or "mean" not in summary.columns.get_level_values(0):
+        return cells
+    means = summary["mean"].reindex(index=cells.index, columns=cells.columns)
+    out = cells.copy()
+    level = cells.index.names.index("metric")
+    for row, values in means.iterrows():
+        direction = _direction(row[level] if isinstance(row, tuple) else row)
+        if direction is None or values.nunique() < 2:  # nothing to compare, or every column ties
+            continue
+        best = values.max() if direction == "higher" else values.min()
+        for col in values.index[values == best]:
+            out.loc[row, col] = BOLD[fmt].format(out.loc[row, col])
+    return out
+
+
+def _metric_label(metric: str, fmt: str) -> str:
+    """A metric label with ↑ (higher is better) or ↓ (lower is better); metric names are identifiers, so in
+    latex only their underscores need escaping."""
+    label = metric.replace("_", r"\_") if fmt == "latex" else metric
+    arrow = ARROWS[fmt].get(_direction(metric) or "", "")
+    return f"{label} {arrow}" if arrow else label
+
+
 def format_table(summary: pd.DataFrame, fmt: str = "markdown") -> str:
-    """Render `summarize` or `compare_to_baseline` output as markdown, csv (numbers, long), latex or html."""
+    """Render `summarize` or `compare_to_baseline` output as markdown, csv (numbers, long), latex or html.
+
+    Metric labels carry an arrow (↑ higher / ↓ lower is better, from the metric registry) and, in a summary,
+    each metric row's best mean across the columns is bold.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; valid formats: {', '.join(FORMATS)}")
     if fmt == "csv":
@@ -209,17 +251,20 @@ def format_table(summary: pd.DataFrame, fmt: str = "markdown") -> str:
         if isinstance(summary.columns, pd.MultiIndex):
             long = summary.stack(list(range(1, summary.columns.nlevels)), future_stack=True).dropna(how="all")
         return long.reset_index().to_csv(index=False)
-    cells = _cells(summary, fmt)
+    cells = _bold_best(summary, _cells(summary, fmt), fmt)
     cells.columns = _flat_columns(cells.columns)
     table = cells.reset_index()
     for name in cells.index.names:
         table[name] = table[name].map(_label)
+    if "metric" in table:
+        table["metric"] = table["metric"].map(lambda m: _metric_label(m, fmt))
     if fmt == "markdown":
         return table.to_markdown(index=False)
     if fmt == "html":
-        return table.to_html(index=False, na_rep="", border=0)
+        return table.map(lambda v: v if str(v).startswith("<b>") else escape(str(v))).to_html(
+            index=False, na_rep="", border=0, escape=False)
     styler = table.style.hide(axis="index").format_index(escape="latex", axis=1)
-    styler = styler.format(escape="latex", subset=list(cells.index.names), na_rep="")
+    styler = styler.format(escape="latex", subset=[n for n in cells.index.names if n != "metric"], na_rep="")
     return styler.to_latex(hrules=True)
 
 

@@ -205,7 +205,7 @@ def test_callback_runs_at_the_end_of_a_real_sweep(tmp_path: Path) -> None:
                           cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": ""}, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "| m        | gt_corr  | 2 ± 12.71 (n=2) | 2 ± 12.71 (n=2) |" in (sweep / "summary.md").read_text()
+    assert "| m        | gt_corr ↑ | 2 ± 12.71 (n=2) | 2 ± 12.71 (n=2) |" in (sweep / "summary.md").read_text()
     assert len(pd.read_parquet(sweep / "results.parquet")) == 4
 
 
@@ -223,3 +223,19 @@ def test_baseline_missing_metric_or_cell_is_shown_as_such(df: pd.DataFrame) -> N
     text = format_table(compare_to_baseline(df, base, ["method"], ["model"], ["gt_corr", "time_s"]), "markdown")
     row = next(line for line in text.splitlines() if "raw_weights" in line and "time_s" in line)
     assert row.count("no baseline") == 2
+
+
+def test_metrics_carry_their_direction_and_each_rows_best_is_bold(df: pd.DataFrame) -> None:
+    lines = format_table(summarize(df, ["method"], ["model"], ["gt_corr", "time_s"]), "markdown").splitlines()
+    assert lines[0].split("|")[3].strip() == "model=alexnet"
+    ga = next(line for line in lines if "gradient_ascent" in line and "gt_corr" in line).split("|")
+    raw = next(line for line in lines if "raw_weights" in line and "gt_corr" in line).split("|")
+    assert ga[2].strip() == "gt_corr ↑"
+    assert ga[3].strip().startswith("**") and not ga[4].strip().startswith("**")  # alexnet 0.9 > resnet18 0.7
+    assert raw[4].strip().startswith("**") and not raw[3].strip().startswith("**")  # resnet18 0.5 > alexnet 0.2
+    timing = next(line for line in lines if "time_s" in line)
+    assert "**" not in timing and "↑" not in timing and "↓" not in timing  # not a quality metric: no direction
+    html = format_table(summarize(df, ["method"], ["model"], ["gt_corr"]), "html")
+    assert html.count("<b>") == 2 and "gt_corr ↑" in html
+    latex = format_table(summarize(df, ["method"], ["model"], ["gt_corr"]), "latex")
+    assert r"gt\_corr $\uparrow$" in latex and latex.count(r"\textbf{") == 2

@@ -17,11 +17,29 @@ def options(group: str) -> list[str]:
     return sorted(str(p.relative_to(CONF / group).with_suffix("")) for p in (CONF / group).rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("group", ["method", "model", "data", "experiment"])
+def check_option(group: str, option: str, cfg) -> None:
+    """What a composed option must hold: a registered method with valid params, an importable builder, ..."""
+    from omegaconf import OmegaConf
+
+    from experiments.adapters import get_method
+    from experiments.builders import locate
+    if group == "method":
+        get_method(cfg.method.name).check_params(OmegaConf.to_container(cfg.method.params))
+    elif group in ("model", "data"):
+        assert callable(locate(group, cfg[group]._target_))
+    elif group == "experiment":
+        assert cfg.experiment == option
+    else:
+        assert cfg.metrics.randomization == (option == "default") and isinstance(cfg.metrics.mis_tasks, int)
+
+
+@pytest.mark.parametrize("group", ["method", "model", "data", "experiment", "metrics"])
 def test_every_option_composes(group: str) -> None:
+    assert options(group)
     for option in options(group):
         cfg = make_cfg(f"{group}={option}")
-        assert cfg.seed == 0 and cfg[group] is not None if group != "experiment" else cfg.experiment
+        assert cfg.seed == 0
+        check_option(group, option, cfg)
 
 
 @pytest.mark.parametrize("key", ["model.wieghts", "model._tagret_", "data.nn", "data._tagret_"])

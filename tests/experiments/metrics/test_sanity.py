@@ -101,7 +101,9 @@ def test_raw_weights_of_randomized_first_layer_score_near_zero():
         assert abs(np.mean([fn(a, b) for a, b in zip(w0, w1)])) < 0.1, name
     assert abs(np.mean([sanity.sanity_hog(a, b) for a, b in zip(w0, w1)])) < 0.2  # small HOG bias, see hog_features
     assert abs(sanity.sanity_spearman(w0, w1)) < 0.1
-    assert sanity.sanity_spearman(w0, net[0].weight.detach()) == pytest.approx(1.0)
+    assert sanity.sanity_spearman(w0, 3 * w0 + 1) == pytest.approx(1.0)  # ranks survive a monotone map
+    assert sanity.sanity_spearman(w0, -w0) == pytest.approx(-1.0)
+    assert sanity.sanity_spearman_abs(w0, -w0) == pytest.approx(1.0)  # the absolute version ignores the sign
 
 
 def test_shape_mismatch_and_constant_inputs():
