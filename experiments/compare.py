@@ -230,7 +230,7 @@ def _bold_best(summary: pd.DataFrame, cells: pd.DataFrame, fmt: str) -> pd.DataF
     return out
 
 
-def _metric_label(metric: str, fmt: str) -> str:
+def metric_label(metric: str, fmt: str) -> str:
     """A metric label with ↑ (higher is better) or ↓ (lower is better); metric names are identifiers, so in
     latex only their underscores need escaping."""
     label = metric.replace("_", r"\_") if fmt == "latex" else metric
@@ -257,7 +257,7 @@ def format_table(summary: pd.DataFrame, fmt: str = "markdown") -> str:
     for name in cells.index.names:
         table[name] = table[name].map(_label)
     if "metric" in table:
-        table["metric"] = table["metric"].map(lambda m: _metric_label(m, fmt))
+        table["metric"] = table["metric"].map(lambda m: metric_label(m, fmt))
     if fmt == "markdown":
         return table.to_markdown(index=False)
     if fmt == "html":

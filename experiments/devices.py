@@ -9,7 +9,9 @@ from typing import Any, ContextManager
 import torch
 from torch import nn
 
-DEVICE_NAMES = "auto, cpu, cuda, cuda:N"
+from methods.base import invalid_choice
+
+DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N")
 AMP_MODES = ("off", "bf16", "fp16")
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -22,7 +24,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", str(name))
     if match is None:
-        raise ValueError(f"unknown device {name!r}; valid: {DEVICE_NAMES}")
+        raise invalid_choice("device", name, DEVICE_NAMES)
     if not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available here; use device=cpu or device=auto")
     index = int(match.group(1)) if match.group(1) is not None else torch.cuda.current_device()
@@ -49,7 +51,7 @@ def autocast(device: torch.device, amp: str) -> ContextManager[Any]:
     CPUs and slow; use bf16 there.
     """
     if amp not in AMP_MODES:
-        raise ValueError(f"unknown amp {amp!r}; valid: {', '.join(AMP_MODES)}")
+        raise invalid_choice("amp", amp, AMP_MODES)
     if amp == "off":
         return contextlib.nullcontext()
     device = torch.device(device)

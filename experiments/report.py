@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from experiments.compare import failures, format_table, incomplete_runs, load_results, summarize
+from experiments.compare import failures, format_table, incomplete_runs, load_results, metric_label, summarize
 from experiments.tables import safe_name
 
 STYLE = """
@@ -47,13 +47,13 @@ def _image(path: Path, root: Path, css: str, alt: str) -> str:
 
 
 def _value_list(rows: pd.DataFrame) -> str:
-    """Metrics as a list: 'name: value', failed ones in red with their status."""
+    """Metrics as a list: 'name ↑: value' (the arrow says which way is better), failed ones in red with their status."""
     items = []
     for r in rows.itertuples(index=False):
         if r.status == "ok":
-            items.append(f"<li>{escape(r.metric)}: {r.value:.4g}</li>")
+            items.append(f"<li>{escape(metric_label(r.metric, 'html'))}: {r.value:.4g}</li>")
         else:
-            items.append(f'<li class="failed">{escape(r.metric)}: {escape(r.status)}</li>')
+            items.append(f'<li class="failed">{escape(metric_label(r.metric, "html"))}: {escape(r.status)}</li>')
     return f"<ul>{''.join(items)}</ul>" if items else ""
 
 

@@ -23,6 +23,7 @@ ascent), images (top patches), perturbations = images x windows of the full map 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import logging
@@ -61,13 +62,14 @@ def parse_cases(raw: Any) -> list[Case]:
     return cases
 
 
-def composed(overrides: list[str]) -> DictConfig:
-    """The run config as `python -m experiments.run <overrides>` composes it (inside a Hydra app or not)."""
+@functools.lru_cache(maxsize=64)
+def composed(overrides: tuple[str, ...]) -> DictConfig:
+    """The run config as `python -m experiments.run <overrides>` composes it (inside a Hydra app or not); read only."""
     try:
         if GlobalHydra.instance().is_initialized():
-            return compose(config_name="config", overrides=overrides)
+            return compose(config_name="config", overrides=list(overrides))
         with initialize_config_module(config_module="conf", version_base="1.3"):
-            return compose(config_name="config", overrides=overrides)
+            return compose(config_name="config", overrides=list(overrides))
     except Exception as err:  # noqa: BLE001 - Hydra's missing-option error is many lines
         raise ValueError(f"speed case: cannot compose {' '.join(overrides)}: {one_line(err)}") from None
 
@@ -75,7 +77,7 @@ def composed(overrides: list[str]) -> DictConfig:
 def case_config(case: Case) -> tuple[DictConfig, Method, dict[str, Any]]:
     """The case's composed config (its method, model and data configs), its method and its params (the method
     config's params with the case's on top)."""
-    cfg = composed([f"method={case.method}", f"model={case.model}", f"data={case.data}", f"data.n={case.images}"])
+    cfg = composed((f"method={case.method}", f"model={case.model}", f"data={case.data}", f"data.n={case.images}"))
     method = get_method(cfg.method.name)
     if method.contenders is None:
         timed = [m.name for m in registry().values() if m.contenders is not None]

@@ -30,6 +30,8 @@ from typing import Any, Callable, TypeVar
 
 import torch
 
+from methods.base import invalid_choice
+
 T = TypeVar("T")
 MB = 2**20
 WORK_KINDS = ("units", "images", "perturbations")
@@ -192,7 +194,7 @@ def speed_rows(timing: Timing, work: dict[str, float]) -> list[dict[str, Any]]:
     """
     unknown = sorted(set(work) - set(WORK_KINDS))
     if unknown:
-        raise ValueError(f"unknown work kind(s) {unknown}; valid: {', '.join(WORK_KINDS)}")
+        raise invalid_choice("work kind", unknown[0], WORK_KINDS)
     values: dict[str, float | None] = {
         "time_s": timing.median,
         "time_min_s": timing.min,

@@ -44,7 +44,7 @@ class Method:
     call: Call  # (spec, data, target, params, opts, model) -> result: visualize fed from a run's model and data
     inputs: str  # one of INPUTS
     check: Callable[..., None]  # range checks of the params (keyword arguments), before any model is built
-    schema: Callable[[], dict[str, tuple[Any, Any]]]  # param name -> (type hint, default)
+    schema: dict[str, tuple[Any, Any]]  # param name -> (type hint, default)
     batch: str | None = None  # the param halved after an out-of-memory error (None: all units at once)
     stochastic: bool = False  # results depend on the seed (scored for seed stability)
     default_targets: Callable[[nn.Module, list[Target]], list[Target]] | None = None  # when no layer is configured
@@ -58,11 +58,11 @@ class Method:
 
     def defaults(self) -> dict[str, Any]:
         """Each param's default."""
-        return {k: default for k, (_, default) in self.schema().items()}
+        return {k: default for k, (_, default) in self.schema.items()}
 
     def check_params(self, params: dict[str, Any]) -> None:
         """Unknown key, wrong type or out-of-range value: one line naming the key, the value and the valid ones."""
-        schema = self.schema()
+        schema = self.schema
         for key, value in params.items():
             if key in SUPPLIED:
                 raise ValueError(f"method.params.{key} is set by the run itself; set it at the top level ({key}=...)")
@@ -84,23 +84,19 @@ class Method:
         return params.get(self.batch) or self.defaults().get(self.batch) or len(target.units)
 
 
-def signature_schema(fn: Callable[..., Any]) -> Callable[[], dict[str, tuple[Any, Any]]]:
-    """A schema from `fn`'s keyword-only parameters that the runner does not supply."""
-    def schema() -> dict[str, tuple[Any, Any]]:
-        hints = typing.get_type_hints(fn)
-        params = inspect.signature(fn).parameters.values()
-        return {p.name: (hints.get(p.name, Any), p.default) for p in params
-                if p.kind is p.KEYWORD_ONLY and p.name not in SUPPLIED}
-    return schema
+def signature_schema(fn: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
+    """A params schema from `fn`'s keyword-only parameters that the runner does not supply."""
+    hints = typing.get_type_hints(fn)
+    params = inspect.signature(fn).parameters.values()
+    return {p.name: (hints.get(p.name, Any), p.default) for p in params
+            if p.kind is p.KEYWORD_ONLY and p.name not in SUPPLIED}
 
 
-def dataclass_schema(cls: type) -> Callable[[], dict[str, tuple[Any, Any]]]:
-    """A schema from a settings dataclass's fields (e.g. gradient ascent's Settings)."""
-    def schema() -> dict[str, tuple[Any, Any]]:
-        hints = typing.get_type_hints(cls)
-        return {f.name: (hints[f.name], f.default if f.default is not dataclasses.MISSING else f.default_factory())
-                for f in dataclasses.fields(cls)}
-    return schema
+def dataclass_schema(cls: type) -> dict[str, tuple[Any, Any]]:
+    """A params schema from a settings dataclass's fields (e.g. gradient ascent's Settings)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: (hints[f.name], f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            for f in dataclasses.fields(cls)}
 
 
 def fits(value: Any, hint: Any) -> bool:

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
+from methods.base import invalid_choice
+
 from ._common import ArrayLike, as_numpy
 
 MODES = ("deletion", "insertion")
@@ -40,7 +42,7 @@ def perturbation_curve(score: Callable[[Tensor], Tensor], image: Tensor, salienc
     Insertion starts from the image blurred with a Gaussian (kernel 11, sigma 5).
     """
     if mode not in MODES:
-        raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+        raise invalid_choice("mode", mode, MODES)
     c, h, w = image.shape
     order = _order(saliency, (h, w)).to(image.device)
     start = torch.zeros_like(image) if mode == "deletion" else TF.gaussian_blur(image, [11, 11], [5.0, 5.0])

@@ -16,7 +16,7 @@ from skimage.feature import hog
 from skimage.transform import resize
 from torch import nn
 
-from methods.base import get_module
+from methods.base import get_module, invalid_choice
 
 from ._common import ArrayLike, as_map, as_numpy, rescale, ssim
 
@@ -30,7 +30,7 @@ def randomized_layers(model: nn.Module, layer: str, mode: str = "cascading") -> 
     the network down to and including `layer`); independent: `layer` and its submodules only.
     """
     if mode not in MODES:
-        raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
+        raise invalid_choice("mode", mode, MODES)
     get_module(model, layer)
     names = [n for n, _ in model.named_modules()]
     start = names.index(layer)

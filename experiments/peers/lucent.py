@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from methods.base import invalid_choice
+
 
 def lucent_layer(layer: str) -> str:
     """lucent's name for a module path: '.' -> '_'."""
@@ -59,7 +61,7 @@ def lucent_render(model: nn.Module, layer: str, unit: int, input_size: int, step
     if device != lucent_device:
         raise ValueError(f"lucent puts its images on {lucent_device}; move the model there (it is on {device})")
     if transforms not in ("standard", "none"):
-        raise ValueError(f"transforms={transforms!r} is not one of standard, none")
+        raise invalid_choice("transforms for lucent", transforms, ("standard", "none"))
     chosen = transform.standard_transforms if transforms == "standard" else []
     with _tidy(model, seed):
         images = render.render_vis(

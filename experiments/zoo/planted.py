@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from experiments.data.shapes import CLASSES
 from experiments.zoo.spec import ModelSpec
+from methods.base import invalid_choice
 
 K1, K2 = 11, 9  # conv1 and conv2 kernel sizes
 RF2 = 2 * (K2 - 1) + K1 + 1  # conv2 receptive field in input pixels: 28
@@ -128,7 +129,7 @@ def place_at_centre(layer: str, image: Tensor, size: int = 64) -> Tensor:
     """
     starts = {"conv1": size // 2 - K1 // 2, "conv2": 2 * (size // 4) - 2 * (K2 // 2) - K1 // 2}
     if layer not in starts:
-        raise ValueError(f"layer {layer!r} has no planted receptive field; valid: {', '.join(starts)}")
+        raise invalid_choice("planted layer", layer, starts, " (the layers with a planted receptive field)")
     canvas = torch.full((3, size, size), 0.5)
     top = starts[layer]
     canvas[:, top : top + image.shape[1], top : top + image.shape[2]] = image

@@ -9,6 +9,7 @@ import torchvision
 from torchvision.models import get_model, get_model_weights, list_models
 
 from experiments.zoo.spec import ModelSpec
+from methods.base import invalid_choice
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,7 +39,7 @@ def resolve_weights(name: str, weights: str | None) -> torchvision.models.Weight
     if key == "DEFAULT":
         return enum.DEFAULT
     if key not in enum.__members__:
-        raise ValueError(f"unknown weights {weights!r} for {name}; valid: DEFAULT, {', '.join(enum.__members__)}, null")
+        raise invalid_choice(f"weights for {name}", weights, ["DEFAULT", *enum.__members__, "null"])
     return enum[key]
 
 

@@ -208,7 +208,7 @@ def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: n
     """
     cfg = settings(knobs)
     if amp not in AMP:
-        raise ValueError(f"amp={amp!r} is not one of {', '.join(AMP)}")
+        raise invalid_choice("amp", amp, AMP)
     device = next(model.parameters()).device
     units = tuple(int(u) for u in target.units)
     net = fast_forward(model, target.layer, normalize, channels_last)  # the truncated model as a faster graph

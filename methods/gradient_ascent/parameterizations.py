@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from methods.base import invalid_choice
+
 PARAMS = ("pixel", "fourier", "maco")
 SQUASHES = ("sigmoid", "clamp")
 
@@ -42,7 +44,7 @@ class PixelImage(nn.Module):
     def __init__(self, seeds: Sequence[int], size: int, squash: str = "sigmoid", decorrelate: bool = False, sd: float = 0.01) -> None:
         super().__init__()
         if squash not in SQUASHES:
-            raise ValueError(f"squash={squash!r} is not one of {', '.join(SQUASHES)}")
+            raise invalid_choice("squash", squash, SQUASHES)
         if decorrelate and squash != "sigmoid":
             raise ValueError("decorrelate=True needs squash='sigmoid' for param='pixel'")
         self.squash, self.decorrelate = squash, decorrelate
@@ -151,4 +153,4 @@ def make_param(name: str, seeds: Sequence[int], size: int, *, decorrelate: bool,
         return FourierImage(seeds, size, decay_power, decorrelate, 0.01 if init_sd is None else init_sd)
     if name == "maco":
         return MacoImage(seeds, size, natural_magnitude(size, maco_images), 1.0 if init_sd is None else init_sd)
-    raise ValueError(f"param={name!r} is not one of {', '.join(PARAMS)}")
+    raise invalid_choice("param", name, PARAMS)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torchvision.transforms.functional import gaussian_blur
 
-GREY = 0.5
+from methods.base import GREY
 
 
 def l1(x: Tensor) -> Tensor:

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from methods.base import invalid_choice
+
 
 @dataclass(frozen=True)
 class TransformSpec:
@@ -40,12 +42,12 @@ def resolve(spec: str | Mapping[str, Any] | TransformSpec | None) -> TransformSp
         return spec
     if isinstance(spec, str):
         if spec not in PRESETS:
-            raise ValueError(f"transforms={spec!r} is not one of {', '.join(PRESETS)} (or a mapping of TransformSpec fields)")
+            raise invalid_choice("transforms", spec, PRESETS, " (or a mapping of TransformSpec fields)")
         return PRESETS[spec]
     valid = {f.name for f in fields(TransformSpec)}
     bad = [k for k in spec if k not in valid]
     if bad:
-        raise ValueError(f"unknown transform field {bad[0]!r}; valid: {', '.join(sorted(valid))}")
+        raise invalid_choice("transform field", bad[0], sorted(valid))
     return TransformSpec(**{k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in spec.items()})
 
 

@@ -47,7 +47,7 @@ def test_unit_metrics_are_listed_under_the_unit_picture(sweep: Path) -> None:
     page = (sweep / "report.html").read_text()
     figure = re.search(rf'<figure><img [^>]*src="0/units/raw_weights__{re.escape(LAYER)}__2.png".*?</figure>', page)
     assert figure, "unit 2 of run 0 has no figure"
-    assert f"gt_corr: {gt_corr('resnet18', 'raw_weights', 0, 2):.4g}" in figure.group(0)
+    assert f"gt_corr ↑: {gt_corr('resnet18', 'raw_weights', 0, 2):.4g}" in figure.group(0)  # with its direction
 
 
 def test_summary_failed_and_incomplete_are_shown(sweep: Path) -> None:

@@ -100,7 +100,7 @@ def test_speed_rows_values():
 
 def test_speed_rows_rejects_unknown_work():
     t = Timing([1.0], None, None, None, "cpu")
-    with pytest.raises(ValueError, match=r"\['pixels'\]; valid: units, images, perturbations"):
+    with pytest.raises(ValueError, match="unknown work kind 'pixels'; valid: units, images, perturbations"):
         speed_rows(t, {"pixels": 3})
 
 

@@ -16,8 +16,8 @@ def test_registry_has_the_four_methods_with_consistent_entries() -> None:
     assert set(methods) == {"raw_weights", "gradient_ascent", "occlusion", "top_patches"}
     for name, m in methods.items():
         assert m.name == name and m.inputs in INPUTS and m.visualize.__module__.startswith(f"methods.{name}")
-        assert m.batch is None or m.batch in m.schema()
-        assert not set(m.schema()) & set(SUPPLIED)
+        assert m.batch is None or m.batch in m.schema
+        assert not set(m.schema) & set(SUPPLIED)
         assert set(m.peers) <= {"lucent", "captum_occlusion"}
     assert [n for n, m in methods.items() if m.stochastic] == ["gradient_ascent"]
     assert {n for n, m in methods.items() if m.contenders} == {"gradient_ascent", "occlusion", "top_patches"}
