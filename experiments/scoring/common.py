@@ -22,11 +22,14 @@ from methods.top_patches import TopPatches
 
 def randomized(s: Scoring, result: Visualization) -> Visualization:
     """The method's result with the same seed on a randomized copy of the model (Adebayo et al. 2018)."""
-    def make() -> Visualization:
-        model = sanity.randomize(s.spec.model, s.target.layer or result.layer, mode=s.settings.randomization_mode,
-                                 seed=s.opts.seed + 1)
-        return s.rerun(model=model)
-    return s.memo("randomized", make)
+    return s.memo("randomized", rerun_randomized, s, result)
+
+
+def rerun_randomized(s: Scoring, result: Visualization) -> Visualization:
+    """The method re-run on a copy of the model randomized from the target layer (the run's randomization mode)."""
+    model = sanity.randomize(s.spec.model, s.target.layer or result.layer, mode=s.settings.randomization_mode,
+                             seed=s.opts.seed + 1)
+    return s.rerun(model=model)
 
 
 def sanity_rows(name: str, compare: Callable[[Tensor, Tensor], float], s: Scoring, result: Visualization) -> list[Row]:
@@ -43,7 +46,7 @@ for _name, _fn in (("sanity_ssim", sanity.sanity_ssim), ("sanity_spearman", sani
 @metric("seed_ssim", Visualization, "higher", needs=("stochastic",))
 def seed_ssim(s: Scoring, result: Visualization) -> list[Row]:
     """Stability: SSIM between each unit's results for two seeds."""
-    other = s.memo("next_seed", lambda: s.rerun(seed=s.opts.seed + 1))
+    other = s.memo("next_seed", s.rerun, None, s.opts.seed + 1)
     return rows_for(result, "seed_ssim", [sanity.seed_ssim(a, b) for a, b in zip(result.compared(), other.compared())])
 
 
@@ -68,14 +71,18 @@ def truth_window(s: Scoring, image: Tensor, truth: Tensor) -> Tensor:
 
 
 def truth_pairs(s: Scoring, result: Visualization) -> list[list[tuple[Tensor, Tensor]]]:
-    """Per unit, (window of each of its images, the planted unit's preferred stimulus)."""
-    def make() -> list[list[tuple[Tensor, Tensor]]]:
-        pairs = []
-        for unit, images in zip(result.units, result.unit_images()):
-            truth = s.spec.ground_truth(s.target.layer or result.layer, unit)
-            pairs.append([(truth_window(s, img, truth), truth) for img in images])
-        return pairs
-    return s.memo("truth_pairs", make)
+    """Per unit, (window of each of its images, the planted unit's preferred stimulus); found once for gt_corr
+    and gt_ssim."""
+    return s.memo("truth_pairs", find_truth_pairs, s, result)
+
+
+def find_truth_pairs(s: Scoring, result: Visualization) -> list[list[tuple[Tensor, Tensor]]]:
+    """See truth_pairs."""
+    pairs = []
+    for unit, images in zip(result.units, result.unit_images()):
+        truth = s.spec.ground_truth(s.target.layer or result.layer, unit)
+        pairs.append([(truth_window(s, img, truth), truth) for img in images])
+    return pairs
 
 
 def mask_pairs(s: Scoring, result: OcclusionMaps) -> list[list[tuple[Tensor, Tensor]]]:

@@ -55,10 +55,10 @@ class Scoring:
             "several_images": lambda: result.images_per_unit > 1,
         }[need]()
 
-    def memo(self, key: str, make: Callable[[], Any]) -> Any:
-        """`make()` once per scoring context (e.g. a re-run of the method that several metrics compare with)."""
+    def memo(self, key: str, make: Callable[..., Any], *args: Any) -> Any:
+        """`make(*args)` once per scoring context (e.g. a re-run of the method that several metrics compare with)."""
         if key not in self._memo:
-            self._memo[key] = make()
+            self._memo[key] = make(*args)
         return self._memo[key]
 
     def rerun(self, model: nn.Module | None = None, seed: int | None = None) -> Visualization:
