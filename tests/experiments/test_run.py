@@ -101,3 +101,27 @@ def test_resume_skips_a_finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_the_metric_settings_reach_scoring_as_one_object(tmp_path: Path) -> None:
     settings = run_module.metric_settings(cfg_in(tmp_path, "metrics=fast", "metrics.mis_tasks=7"))
     assert (settings.randomization, settings.mis_tasks, settings.enabled) == (False, 7, ["all"])
+
+
+def test_run_and_speed_import_neither_each_other() -> None:
+    import subprocess
+    import sys
+    for module, other in (("experiments.run", "experiments.speed"), ("experiments.speed", "experiments.run")):
+        code = f"import sys, {module}; sys.exit({other!r} in sys.modules)"
+        assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0, module
+
+
+def test_no_method_name_is_a_branch_outside_the_registry() -> None:
+    import ast
+    from experiments.adapters import registry
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    allowed = {("config.py", "raw_weights"),  # the schema's default method
+               ("planted_presets.py", "gradient_ascent")}  # a script about gradient-ascent presets
+    found = set()
+    for path in root.rglob("*.py"):
+        if "adapters" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in registry():
+                found.add((path.relative_to(root).as_posix(), node.value))
+    assert found <= allowed, found - allowed
