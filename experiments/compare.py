@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats  # a dependency of scikit-image, so always present
 
+from methods.base import invalid_choice
+
 FORMATS = ("markdown", "csv", "latex", "html")
 ARROWS = {"markdown": {"higher": "↑", "lower": "↓"}, "html": {"higher": "↑", "lower": "↓"},
           "latex": {"higher": r"$\uparrow$", "lower": r"$\downarrow$"}}
@@ -92,8 +94,7 @@ def _levels(df: pd.DataFrame, rows: Sequence[str], cols: Sequence[str]) -> tuple
     for name, levels in (("rows", rows), ("cols", cols)):
         for col in levels:
             if col not in df.columns:
-                valid = ", ".join(c for c in df.columns if c not in ("value", "done"))
-                raise ValueError(f"unknown --{name} column {col!r}; valid columns: {valid}")
+                raise invalid_choice(f"--{name} column", col, [c for c in df.columns if c not in ("value", "done")])
     if "metric" not in rows + cols:
         rows.append("metric")
     if not rows:
@@ -107,8 +108,7 @@ def _select(df: pd.DataFrame, metrics: Sequence[str] | None, strict: bool = True
     metrics = _split(metrics)
     unknown = sorted(set(metrics) - set(ok["metric"]))
     if unknown and strict:
-        valid = ", ".join(sorted(ok["metric"].unique()))
-        raise ValueError(f"unknown --metric {', '.join(unknown)}; metrics with ok rows: {valid}")
+        raise invalid_choice("--metric", unknown[0], sorted(ok["metric"].unique()), " (the metrics with ok rows)")
     return ok[ok["metric"].isin(metrics)] if metrics else ok
 
 
@@ -245,7 +245,7 @@ def format_table(summary: pd.DataFrame, fmt: str = "markdown") -> str:
     each metric row's best mean across the columns is bold.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+        raise invalid_choice("format", fmt, FORMATS)
     if fmt == "csv":
         long = summary
         if isinstance(summary.columns, pd.MultiIndex):

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from experiments.adapters import RunOptions, get_method
+from experiments.adapters import RunOptions, call_method
 from experiments.data.shapes import make_shapes
-from experiments.config import MetricsConf
 from experiments.scoring import Scoring, score
 from experiments.zoo.planted import build_planted
 from methods.base import Target
@@ -27,9 +26,8 @@ def preset_truth(name: str) -> list[float]:
     spec, data = build_planted(), make_shapes(n=64, size=64, seed=7)
     target = Target("conv2", (0, 1, 2), kind="neuron")
     params = dict(OmegaConf.load(PRESETS / f"{name}.yaml").params)
-    method = get_method("gradient_ascent")
-    vis = method.call(spec, data, target, params, RunOptions(), spec.model)
-    rows = score(Scoring(method, spec, data, target, params, RunOptions(), MetricsConf(enabled=["gt_corr"])), vis)
+    vis = call_method("gradient_ascent", spec, data, target, params, RunOptions())
+    rows = score(Scoring.for_method("gradient_ascent", spec, data, target, params, enabled=["gt_corr"]), vis)
     return [float(r["value"]) for r in rows if r["metric"] == "gt_corr"]
 
 

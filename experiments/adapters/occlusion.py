@@ -1,6 +1,7 @@
 """occlusion in a run and in the speed experiment: each unit's most exciting images, against bare forwards and captum."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import torch
@@ -41,8 +42,7 @@ def call(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any]
     device = next(model.parameters()).device
     result = occlusion.visualize(model, data.images[source].to(device), target, normalize=spec.normalizer(),
                                  channels_last=opts.channels_last, progress=opts.progress, **params)
-    result.image_indices, result.unit_sources = source, per_unit
-    return result
+    return dataclasses.replace(result, image_indices=source, unit_sources=per_unit)
 
 
 def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]]:

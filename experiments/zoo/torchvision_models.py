@@ -1,7 +1,6 @@
 """torchvision classification models by name, random init or weights from the local torch hub cache."""
 from __future__ import annotations
 
-import difflib
 import os
 
 import torch
@@ -25,9 +24,7 @@ def check_name(name: str) -> None:
     """Raise one line naming the closest valid models when `name` is not a torchvision classifier."""
     names = classification_models()
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=4, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ValueError(f"unknown torchvision model {name!r}; {hint}valid: {', '.join(names)}")
+        raise invalid_choice("torchvision model", name, names)
 
 
 def resolve_weights(name: str, weights: str | None) -> torchvision.models.WeightsEnum | None:
