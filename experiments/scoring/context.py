@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from experiments.adapters import Method, RunOptions
+from experiments.adapters import Method, RunOptions, get_method
 from experiments.config import MetricsConf
 from experiments.data.spec import DataSpec
 from experiments.zoo.spec import ModelSpec
@@ -36,7 +36,6 @@ class Scoring:
     def for_method(cls, name: str, spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any] | None = None,
                    opts: RunOptions | None = None, **settings: Any) -> "Scoring":
         """A scoring context for registered method `name`; `settings` are MetricsConf fields (e.g. enabled=[...])."""
-        from experiments.adapters import get_method
         return cls(get_method(name), spec, data, target, params or {}, opts or RunOptions(), MetricsConf(**settings))
 
     def wants(self, metric: str) -> bool:

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
