@@ -96,6 +96,7 @@ class VizbenchConf:
     compile: bool = False
     progress: bool = True
     resume: bool = False
+    output_dir: Optional[str] = None  # write the run here instead of Hydra's output dir (tests, embedding)
     target: TargetConf = field(default_factory=TargetConf)
     model: ModelConf = field(default_factory=ModelConf)
     method: MethodConf = field(default_factory=MethodConf)

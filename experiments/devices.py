@@ -50,14 +50,18 @@ def autocast(device: torch.device, amp: str) -> ContextManager[Any]:
     fp16 is refused on CPU (a clear error, no silent fallback): CPU fp16 matmuls are emulated on most
     CPUs and slow; use bf16 there.
     """
-    if amp not in AMP_MODES:
-        raise invalid_choice("amp", amp, AMP_MODES)
+    check_amp(device, amp)
     if amp == "off":
         return contextlib.nullcontext()
-    device = torch.device(device)
-    if amp == "fp16" and device.type == "cpu":
+    return torch.autocast(device_type=torch.device(device).type, dtype=_AMP_DTYPES[amp])
+
+
+def check_amp(device: torch.device, amp: str) -> None:
+    """An amp mode the device can run: one of AMP_MODES, and not fp16 on CPU."""
+    if amp not in AMP_MODES:
+        raise invalid_choice("amp", amp, AMP_MODES)
+    if amp == "fp16" and torch.device(device).type == "cpu":
         raise ValueError("amp='fp16' is not supported on cpu (emulated and slow); use amp=bf16 or amp=off")
-    return torch.autocast(device_type=device.type, dtype=_AMP_DTYPES[amp])
 
 
 def prepare_model(model: nn.Module, device: torch.device, channels_last: bool, compile: bool) -> nn.Module:

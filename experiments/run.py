@@ -18,12 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from experiments import tables
-from experiments.adapters import Method, RunOptions, get_method
+from experiments.adapters import Method, RunOptions
 from experiments.config import MetricsConf, register
 from experiments.data import build_data
 from experiments.devices import device_label, resolve_device
-from experiments.runfolder import RunFolder
+from experiments.preflight import preflight
+from experiments.runfolder import FolderRefused, RunFolder, run_id
 from experiments.scoring import Scoring, score
+from experiments.validate import check_run
 from experiments.targets import resolve_targets
 from experiments.timing import measure, speed_rows, with_oom_retry
 from experiments.zoo import build_model
@@ -102,18 +104,19 @@ def targets_for(cfg: DictConfig, method: Method, spec: ModelSpec) -> list[Target
 def quality_run(cfg: DictConfig) -> pd.DataFrame:
     """Run the configured method over the model's targets; write metrics.csv, pictures and arrays; return the table."""
     folder = RunFolder(cfg, context_columns(cfg))
-    if cfg.resume and folder.done:
+    if (previous := folder.resumed(cfg.resume)) is not None:
         log.info("resume: %s already complete, skipped", folder.path)
-        return folder.previous()
-    method = get_method(cfg.method.name)
+        return previous
+    method = check_run(cfg)
     params = method_params(cfg)
-    method.check_params(params)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     spec = build_model(cfg.model)
     spec.model.to(device).eval()
     data = build_data(cfg.data, spec.input_size)
     targets = targets_for(cfg, method, spec)
+    for target in targets if method.check_target else ():
+        method.check_target(spec.model, target)
     opts = RunOptions(seed=cfg.seed, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
                       progress=cfg.progress, n_images=cfg.method.n_images)
     settings = metric_settings(cfg)
@@ -128,31 +131,76 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
             save_pictures(folder.path, method.name, result)
             scoring = Scoring(method, spec, data, target, params, opts, settings)
             rows += [{"layer": result.layer, **r} for r in score(scoring, result)]
-        except Exception as err:  # a failed target is recorded, never kills a sweep
-            log.debug(traceback.format_exc())
+        except Exception as err:  # a failed target is recorded and fails the run, but the other targets still run
+            log_traceback(err)
             rows = [{"layer": target.layer, "unit": None, "metric": "error", "value": float("nan"),
                      "status": f"failed: {one_line(err)}"}]
         folder.add(rows)
     return folder.finish(tables.summary_markdown)
 
 
+def log_traceback(err: BaseException) -> list[str]:
+    """Write the full traceback to the run's log files (Hydra's <run>/<job>.log), not the terminal; their paths."""
+    text = "".join(traceback.format_exception(err)).rstrip()
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, text, None, None)
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    for handler in files:
+        handler.handle(record)
+    return [h.baseFilename for h in files]
+
+
+def say_error(message: str, logs: list[str]) -> None:
+    """The one terminal line of a failed run: what went wrong and where the traceback is."""
+    where = f" (traceback: {run_id(Path(logs[0]))})" if logs else ""
+    print(f"error: {message}{where}", file=sys.stderr)
+
+
 def fail_run(cfg: DictConfig, err: Exception) -> None:
-    """Record a run that could not start (bad input) as one failed row, and say why in one line."""
-    folder = RunFolder(cfg, context_columns(cfg))
-    folder.add([{"metric": "error", "value": float("nan"), "status": f"failed: {one_line(err)}"}])
-    print(f"error: {one_line(err)}", file=sys.stderr)
+    """A run that could not start: one failed row in its folder (unless the folder is refused) and one line."""
+    logs = log_traceback(err)
+    if not isinstance(err, FolderRefused):
+        try:
+            RunFolder(cfg, context_columns(cfg)).add(
+                [{"metric": "error", "value": float("nan"), "status": f"failed: {one_line(err)}"}])
+        except Exception as write_err:  # noqa: BLE001 - the original error is the one to report
+            log_traceback(write_err)
+    say_error(one_line(err), logs)
+
+
+def failure_line(df: pd.DataFrame) -> str | None:
+    """One line for a finished run whose table has failed rows (None: nothing failed)."""
+    failed = tables.failed(df)
+    if not len(failed):
+        return None
+    first = failed.iloc[0]
+    layer = first["layer"] if isinstance(first["layer"], str) and first["layer"] else None
+    where = f"{first['metric']} on layer {layer}" if layer else first["metric"]
+    return f"{len(failed)} of {len(df)} rows failed in {first['run_id']}/metrics.csv; first: {where}: {first['status']}"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point: bad input ends a single run with one line; in a sweep the job is recorded as failed."""
+    """Hydra entry point: any error ends a run with one line and a non-zero exit; in a sweep the job is recorded as
+    failed and the sweep goes on (experiments.callbacks exits non-zero at the end)."""
+    multirun = HydraConfig.get().mode.name == "MULTIRUN"
     try:
-        run(cfg)
-    except (ValueError, FileNotFoundError, KeyError, ImportError) as err:
+        df = run(cfg)
+    except Exception as err:  # every error type: one line here, the traceback in the run's log file
         fail_run(cfg, err)
-        if HydraConfig.get().mode.name != "MULTIRUN":
+        if not multirun:
+            sys.exit(1)
+        return
+    if (line := failure_line(df)) is not None:
+        say_error(line, [])
+        if not multirun:
             sys.exit(1)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`python -m experiments.run`: check every job's config first (one line on bad input), then run Hydra's app."""
+    preflight(sys.argv[1:])
     main()
+
+
+if __name__ == "__main__":
+    cli()

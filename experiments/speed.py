@@ -167,25 +167,27 @@ def case_rows(s: Setup, method: Method, contenders: list[Contender], work: dict[
         t = timings[i]
         rows += [{**base, "metric": "time_s", "value": math.nan, "status": t}] if isinstance(t, str) else \
             [{**base, **r} for r in speed_rows(t, work)] + [{**base, "metric": "repeats", "value": float(len(t.times))}]
-    rows += [{"contender": p, "metric": "time_s", "value": math.nan, "status": f"failed: {why}"} for p, why in skipped.items()]
+    rows += [{"contender": p, "metric": "time_s", "value": math.nan, "status": f"skipped: {why}"} for p, why in skipped.items()]
     ok = {i: t for i, t in timings.items() if isinstance(t, Timing)}
     viz = [t for i, t in ok.items() if contenders[i].name == "vizbench"]
     bare = [t for i, t in ok.items() if contenders[i].name == "bare"]
     ctx = {"contender": "vizbench", **run_context(s.device, s.amp, s.channels_last, s.compile, contenders[0].batch_size)}
-    rows += [{**ctx, **r} for r in ratio_rows("vs_bare", viz, bare, "bare failed")]
+    rows += [{**ctx, **r} for r in ratio_rows("vs_bare", viz, bare, "failed: bare failed")]
     if method.peers:
         peers = [t for i, t in ok.items() if contenders[i].name in method.peers]
-        why = next(iter(skipped.values()), "peers off (speed.peers=false)" if not s.peers else "every peer variant failed")
+        why = (f"skipped: {next(iter(skipped.values()))}" if skipped else "skipped: peers off (speed.peers=false)"
+               if not s.peers else "failed: every peer variant failed")
         rows += [{**ctx, **r} for r in ratio_rows("vs_peer", viz, peers, why)]
     return rows
 
 
-def ratio_rows(metric: str, mine: list[Timing], others: list[Timing], why_missing: str) -> list[dict[str, Any]]:
+def ratio_rows(metric: str, mine: list[Timing], others: list[Timing], status_missing: str) -> list[dict[str, Any]]:
     """`metric`: vizbench's median over the fastest other's median (the largest ratio); `<metric>_min`: the same with each one's
-    fastest repeat (steadier on a shared machine, where other load only ever adds time). Failed rows say what is missing."""
-    reason = "vizbench failed" if not mine else why_missing if not others else ""
-    if reason:
-        return [{"metric": m, "value": math.nan, "status": f"failed: {reason}"} for m in (metric, f"{metric}_min")]
+    fastest repeat (steadier on a shared machine, where other load only ever adds time). Without a side, the rows
+    get `status_missing` (failed: or skipped: and why)."""
+    status = "failed: vizbench failed" if not mine else status_missing if not others else ""
+    if status:
+        return [{"metric": m, "value": math.nan, "status": status} for m in (metric, f"{metric}_min")]
     return [{"metric": metric, "value": max(ratio(mine[0], t) for t in others)},
             {"metric": f"{metric}_min", "value": max(ratio(mine[0], t, "min") for t in others)}]
 
@@ -250,9 +252,9 @@ def run_speed(cfg: DictConfig) -> pd.DataFrame:
         torch.set_num_threads(cfg.speed.threads)
     try:
         folder = RunFolder(cfg, {"preset": "default"})
-        if cfg.resume and folder.done:
+        if (previous := folder.resumed(cfg.resume)) is not None:
             log.info("resume: %s already complete, skipped", folder.path)
-            return folder.previous()
+            return previous
         device = resolve_device(cfg.device)
         autocast(device, cfg.amp)  # refuses a bad amp before any work
         cases = scaled_cases(cfg.speed)

@@ -24,9 +24,16 @@ def to_frame(rows: Iterable[dict[str, Any]], context: dict[str, Any]) -> pd.Data
         if col not in df:
             df[col] = None
     df["status"] = df["status"].fillna("ok")
+    unearned = (df["status"] == "ok") & ~pd.to_numeric(df["value"], errors="coerce").map(math.isfinite)
+    df.loc[unearned, "status"] = "degenerate: not a number"
     df["unit"] = df["unit"].astype("Int64")
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[COLUMNS + extra]
+
+
+def failed(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose status says something failed (a target, a metric, a contender, the whole run)."""
+    return df[df["status"].astype(str).str.startswith("failed")]
 
 
 def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> None:

@@ -55,8 +55,8 @@ def check_params(normalization: str = "per_filter") -> None:
         raise invalid_choice("normalization", normalization, NORMALIZATIONS)
 
 
-def visualize(model: nn.Module, target: Target, *, normalization: str = "per_filter") -> Filters:
-    """The target layer's filters as images; layer '' means the first conv layer of the model."""
+def check_target(model: nn.Module, target: Target) -> nn.Conv2d:
+    """The target's conv layer, if its filters can be drawn: the model's first Conv2d (layer '' means it)."""
     layer = target.layer or first_conv_name(model)
     conv = get_module(model, layer)
     if not isinstance(conv, nn.Conv2d):
@@ -67,6 +67,13 @@ def visualize(model: nn.Module, target: Target, *, normalization: str = "per_fil
             f"drawn directly; use gradient_ascent or top_patches for deeper layers (first conv: {first_conv_name(model)!r})"
         )
     check_units(target.units, conv.out_channels, layer)
+    return conv
+
+
+def visualize(model: nn.Module, target: Target, *, normalization: str = "per_filter") -> Filters:
+    """The target layer's filters as images; layer '' means the first conv layer of the model."""
+    conv = check_target(model, target)
+    layer = target.layer or first_conv_name(model)
     with torch.no_grad():
         w = conv.weight.detach()[list(target.units)].float().cpu()
     images = normalize_filters(w, normalization)

@@ -27,4 +27,5 @@ def first_layer(model: nn.Module, targets: list[Target]) -> list[Target]:
 METHOD = Method(
     name="raw_weights", visualize=raw_weights.visualize, call=call, inputs="weights",
     check=raw_weights.check_params, schema=signature_schema(raw_weights.visualize), default_targets=first_layer,
+    check_target=raw_weights.check_target,
 )

@@ -104,8 +104,8 @@ def test_missing_peers_are_recorded_not_fatal(tmp_path: Path, monkeypatch: pytes
     df = run(speed_cfg(tmp_path, [GA, OCC_CLASS]))
     for case, peer in (("ga", "lucent"), ("occ_class", "captum_occlusion")):
         rows = value(df, case, peer, "time_s")
-        assert len(rows) == 1 and rows["status"].iloc[0].startswith("failed: peer not installed")
-        assert value(df, case, "vizbench", "vs_peer")["status"].iloc[0].startswith("failed: peer not installed")
+        assert len(rows) == 1 and rows["status"].iloc[0].startswith("skipped: peer not installed")
+        assert value(df, case, "vizbench", "vs_peer")["status"].iloc[0].startswith("skipped: peer not installed")
         assert value(df, case, "vizbench", "vs_bare")["status"].tolist() == ["ok"]
     assert (tmp_path / "DONE").exists()
 
@@ -121,7 +121,7 @@ def test_lucent_is_marked_failed_when_the_case_is_not_its_work(tmp_path: Path) -
 def test_peers_off_times_no_peer(tmp_path: Path) -> None:
     df = run(speed_cfg(tmp_path, [OCC_NEURON], "speed.peers=false"))
     assert set(df["contender"]) == {"vizbench", "bare"}
-    assert value(df, "occ_neuron", "vizbench", "vs_peer")["status"].iloc[0] == "failed: peers off (speed.peers=false)"
+    assert value(df, "occ_neuron", "vizbench", "vs_peer")["status"].iloc[0] == "skipped: peers off (speed.peers=false)"
 
 
 def test_a_broken_case_gives_a_failed_row_and_the_run_goes_on(tmp_path: Path) -> None:

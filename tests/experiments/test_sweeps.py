@@ -39,12 +39,20 @@ def test_sweep_writes_one_run_folder_per_job(tmp_path: Path, launcher: str) -> N
     assert (tmp_path / "results.parquet").exists()
 
 
-def test_failed_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
-    proc = run_cli("-m", "model=planted", "target.layer=conv1,nope", "target.units=[0]", *SMALL, f"hydra.sweep.dir={tmp_path}")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    ok, failed = job_tables(tmp_path)
-    assert (ok.status == "ok").all()
-    assert failed.status[0].startswith("failed: ValueError: unknown layer 'nope'")
+def test_a_failed_job_fails_the_sweep_after_every_job_ran_and_the_tables_are_written(tmp_path: Path) -> None:
+    proc = run_cli("-m", "model=planted", "target.layer=conv1,nope,conv1", "target.units=[0]", *SMALL,
+                   f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    first, failed, last = job_tables(tmp_path)
+    assert (first.status == "ok").all() and (last.status == "ok").all()
+    assert "unknown layer 'nope'" in failed.status[0] and failed.status[0].startswith("failed: ")
+    assert [p.parent.name for p in tmp_path.glob("*/DONE")] != [] and not (tmp_path / "1" / "DONE").exists()
+    for name in ("summary.md", "results.parquet", "report.html"):
+        assert (tmp_path / name).exists(), name
+    assert "unknown layer 'nope'" in (tmp_path / "summary.md").read_text()
+    assert "1 of 3 sweep jobs failed" in proc.stderr.splitlines()[-1]
+    assert "Traceback" in (tmp_path / "1" / "run.log").read_text()  # the full story is in the job's log
 
 
 def test_resume_runs_only_missing_jobs(tmp_path: Path) -> None:

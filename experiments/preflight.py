@@ -1,0 +1,112 @@
+"""Before Hydra runs anything: compose every job of the command line as Hydra will and check it, so bad input
+(an unknown option, key or value in any job of a sweep) stops at once in one line, before any work."""
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+from hydra import compose, initialize_config_module
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import MissingConfigException, OverrideParseException
+from omegaconf import DictConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from experiments.config import register
+from experiments.validate import check_run, unknown_key
+from methods.base import invalid_choice
+
+SKIPPED_FLAGS = ("help", "hydra_help", "version", "cfg", "info", "shell_completion", "experimental_rerun",
+                 "config_path", "config_dir")  # Hydra answers these itself, or composes from elsewhere
+NOISE = ("See https://", "Set the environment variable", "full_key:", "object_type=", "reference_type=")
+
+
+def preflight(argv: Sequence[str]) -> None:
+    """Check every job the command line makes; on bad input print one line and exit 1."""
+    try:
+        args = get_args_parser().parse_args(list(argv))
+    except SystemExit:
+        return  # argparse already said what is wrong; Hydra will say it again and exit
+    if any(getattr(args, flag, None) for flag in SKIPPED_FLAGS):
+        return
+    try:
+        for job, cfg in job_configs(args.overrides, args.multirun, args.config_name or "config"):
+            try:
+                check_run(cfg)
+            except Exception as err:  # noqa: BLE001 - any check failing is bad input
+                raise ValueError(f"{message(err)}{f' (sweep job {job})' if job else ''}") from None
+    except Exception as err:  # noqa: BLE001 - Hydra's composition errors are many types, all bad input
+        print(f"error: {message(err)}", file=sys.stderr)
+        sys.exit(1)
+
+
+def is_hydra(override: str) -> bool:
+    """Whether an override sets Hydra's own config (hydra.*, hydra/launcher=...), not the job's."""
+    return override.lstrip("+~").startswith(("hydra.", "hydra/"))
+
+
+def job_configs(overrides: list[str], multirun: bool, config_name: str) -> list[tuple[str, DictConfig]]:
+    """(job label, composed config) for each job the command line makes: one for a run, the product for a sweep."""
+    register()
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(overrides)
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        try:
+            return composed_jobs(parser, parsed, overrides, multirun, config_name)
+        except MissingConfigException as err:
+            raise missing_option(err, parsed) from None
+
+
+def composed_jobs(parser: OverridesParser, parsed: list[Override], overrides: list[str], multirun: bool,
+                  config_name: str) -> list[tuple[str, DictConfig]]:
+    """job_configs inside an initialized Hydra."""
+    sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    base = compose(config_name, overrides=fixed, return_hydra_config=True)
+    if not (multirun or base.hydra.mode == "MULTIRUN"):
+        if sweeps:
+            raise ValueError(f"override {sweeps[0]} lists several values: add -m to sweep over them, or write "
+                             f"a list as key=[a,b]")
+        return [("", base)]
+    if not base.hydra.sweeper._target_.endswith("BasicSweeper"):
+        return [("", base)]
+    hydra_overrides = [o for o in overrides if is_hydra(o)]
+    params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
+    task = parser.parse_overrides(params + [o for o in overrides if not is_hydra(o)])
+    jobs = BasicSweeper.split_arguments(task, None)[0]
+    return [(" ".join(job), compose(config_name, overrides=hydra_overrides + job, return_hydra_config=True))
+            for job in jobs]
+
+
+def group_options(loader: Any, group: str) -> list[str]:
+    """Every option of a config group, those of its subgroups as sub/option (method: gradient_ascent/olah2017...)."""
+    names = list(loader.get_group_options(group))
+    for sub in loader.list_groups(group):
+        names += [f"{sub}/{name}" for name in group_options(loader, f"{group}/{sub}")]
+    return sorted(names)
+
+
+def missing_option(err: MissingConfigException, parsed: list[Override]) -> Exception:
+    """An unknown group option as one line with every valid option of the group (subgroups included)."""
+    for group in sorted({o.key_or_group.lstrip("+~") for o in parsed}, key=len, reverse=True):
+        if err.missing_cfg_file.startswith(f"{group}/"):
+            value = err.missing_cfg_file[len(group) + 1:]
+            return invalid_choice(f"{group} option", value, group_options(GlobalHydra.instance().config_loader(), group))
+    return err
+
+
+def message(err: BaseException) -> str:
+    """One line for a composition or check error: Hydra's multi-line messages folded, a missing option with the
+    valid ones, an unknown key with its close matches."""
+    if isinstance(err, OverrideParseException):
+        return f"cannot parse override {err.override!r}: {str(err).splitlines()[0]}"
+    cause = err.__cause__
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key and not is_hydra(cause.full_key):
+        return str(unknown_key(cause.full_key))
+    text = [str(err)] + ([str(err.__cause__)] if err.__cause__ is not None and str(err.__cause__) not in str(err) else [])
+    lines = [ln.strip() for t in text for ln in t.splitlines() if ln.strip() and not ln.strip().startswith(NOISE)]
+    return ": ".join(dict.fromkeys(lines)) or type(err).__name__
+

@@ -1,0 +1,80 @@
+"""Validate a run's config before any work: every check that needs no model, for a run or each job of a sweep."""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.adapters import Method, get_method
+from experiments.config import VizbenchConf
+from experiments.devices import check_amp, resolve_device
+from experiments.metrics.sanity import MODES as RANDOMIZATION_MODES
+from experiments.scoring import metric_names
+from methods.base import invalid_choice, one_line
+
+OPEN = ("method.params", "model.targets", "speed.cases")  # dicts whose keys the method or the model defines
+
+
+def unknown_keys(cfg: DictConfig, schema: Any = None, prefix: str = "") -> None:
+    """A key the schema does not know (e.g. `+metrics.randomisation=false`) fails naming it and the valid ones."""
+    schema = OmegaConf.structured(VizbenchConf) if schema is None else schema
+    for key in cfg.keys():
+        path = f"{prefix}{key}"
+        if path == "hydra" or path in OPEN:
+            continue
+        if key not in schema:
+            raise unknown_key(path)
+        if OmegaConf.is_dict(cfg[key]) and OmegaConf.is_dict(schema[key]):
+            unknown_keys(cfg[key], schema[key], f"{path}.")
+
+
+def unknown_key(path: str) -> ValueError:
+    """The error for a config key the schema lacks: its close matches and the valid keys beside it."""
+    node: Any = OmegaConf.structured(VizbenchConf)
+    parent, _, _ = path.rpartition(".")
+    for part in parent.split(".") if parent else ():
+        if not OmegaConf.is_dict(node) or part not in node:
+            return invalid_choice("config key", path, [str(k) for k in OmegaConf.structured(VizbenchConf).keys()])
+        node = node[part]
+    prefix = f"{parent}." if parent else ""
+    return invalid_choice("config key", path, [f"{prefix}{k}" for k in node.keys()])
+
+
+def check_metrics(metrics: DictConfig) -> None:
+    """metrics.enabled names declared metrics (or all); randomization_mode, mis_tasks and auc_steps are in range."""
+    known = ["all", *metric_names()]
+    for name in metrics.enabled:
+        if name not in known:
+            raise invalid_choice("metrics.enabled entry", name, known)
+    if metrics.randomization_mode not in RANDOMIZATION_MODES:
+        raise invalid_choice("metrics.randomization_mode", metrics.randomization_mode, RANDOMIZATION_MODES)
+    if metrics.mis_tasks < 1:
+        raise ValueError(f"metrics.mis_tasks={metrics.mis_tasks} must be >= 1")
+    if metrics.auc_steps < 2:
+        raise ValueError(f"metrics.auc_steps={metrics.auc_steps} must be >= 2")
+
+
+def check_runner(runner: str) -> None:
+    """The runner names an importable function."""
+    module, _, name = runner.rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"runner={runner!r} does not import ({one_line(err)}); the default is "
+                         f"{VizbenchConf.runner}") from None
+    if not callable(fn):
+        raise ValueError(f"runner={runner!r} is a {type(fn).__name__}, not a function")
+
+
+def check_run(cfg: DictConfig) -> Method:
+    """Every check that needs no model or data; return the run's method."""
+    unknown_keys(cfg)
+    check_runner(cfg.runner)
+    method = get_method(cfg.method.name)
+    method.check_params(OmegaConf.to_container(cfg.method.params, resolve=True))
+    if cfg.method.n_images < 1:
+        raise ValueError(f"method.n_images={cfg.method.n_images} must be >= 1")
+    check_amp(resolve_device(cfg.device), cfg.amp)
+    check_metrics(cfg.metrics)
+    return method
