@@ -33,7 +33,7 @@ def target_path(group: str, cfg: Any, fallback: str) -> str:
     """`cfg._target_`, or where unset the `_target_` of the option that `cfg[fallback]` names."""
     if cfg.get("_target_"):
         return cfg["_target_"]
-    option = cfg[fallback]
+    option = cfg.get(fallback)
     if option not in options(group):
         raise invalid_choice(f"{group}.{fallback}", option, options(group))
     return option_target(group, option)

@@ -2,6 +2,8 @@
 (an unknown option, key or value in any job of a sweep) stops at once in one line, before any work."""
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from typing import Any, Sequence
 
@@ -12,6 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
@@ -21,15 +24,17 @@ from methods.base import invalid_choice
 
 SKIPPED_FLAGS = ("help", "hydra_help", "version", "cfg", "info", "shell_completion", "experimental_rerun",
                  "config_path", "config_dir")  # Hydra answers these itself, or composes from elsewhere
+ALL_JOBS_UP_TO = 128  # sweeps up to this many jobs have every job's config checked before the first starts
 NOISE = ("See https://", "Set the environment variable", "full_key:", "object_type=", "reference_type=")
 
 
 def preflight(argv: Sequence[str]) -> None:
     """Check every job the command line makes; on bad input print one line and exit 1."""
     try:
-        args = get_args_parser().parse_args(list(argv))
+        with contextlib.redirect_stderr(io.StringIO()):
+            args = get_args_parser().parse_args(list(argv))
     except SystemExit:
-        return  # argparse already said what is wrong; Hydra will say it again and exit
+        return  # a bad flag: Hydra's own parser says so and exits
     if any(getattr(args, flag, None) for flag in SKIPPED_FLAGS):
         return
     try:
@@ -66,7 +71,7 @@ def composed_jobs(parser: OverridesParser, parsed: list[Override], overrides: li
     sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     base = compose(config_name, overrides=fixed, return_hydra_config=True)
-    if not (multirun or base.hydra.mode == "MULTIRUN"):
+    if not (multirun or base.hydra.mode == RunMode.MULTIRUN):
         if sweeps:
             raise ValueError(f"override {sweeps[0]} lists several values: add -m to sweep over them, or write "
                              f"a list as key=[a,b]")
@@ -76,9 +81,23 @@ def composed_jobs(parser: OverridesParser, parsed: list[Override], overrides: li
     hydra_overrides = [o for o in overrides if is_hydra(o)]
     params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
     task = parser.parse_overrides(params + [o for o in overrides if not is_hydra(o)])
-    jobs = BasicSweeper.split_arguments(task, None)[0]
+    jobs = covering(BasicSweeper.split_arguments(task, None)[0])
     return [(" ".join(job), compose(config_name, overrides=hydra_overrides + job, return_hydra_config=True))
             for job in jobs]
+
+
+def covering(jobs: list[list[str]], limit: int = ALL_JOBS_UP_TO) -> list[list[str]]:
+    """All jobs up to `limit` (composing one takes ~0.1 s); beyond, jobs until every override value appears in
+    one (each job still checks its own config when it starts)."""
+    if len(jobs) <= limit:
+        return jobs
+    chosen, seen = [], set()
+    for job in jobs:
+        if not set(job) <= seen:
+            chosen.append(job)
+            seen.update(job)
+    print(f"preflight: checked {len(chosen)} of the sweep's {len(jobs)} job configs, covering every override value")
+    return chosen
 
 
 def group_options(loader: Any, group: str) -> list[str]:

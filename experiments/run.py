@@ -116,12 +116,15 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
     data = build_data(cfg.data, spec.input_size)
     targets = targets_for(cfg, method, spec)
     for target in targets if method.check_target else ():
-        method.check_target(spec.model, target)
+        method.check_target(spec, data, target, params)
     opts = RunOptions(seed=cfg.seed, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
                       progress=cfg.progress, n_images=cfg.method.n_images)
     settings = metric_settings(cfg)
     folder.context.update(weights=spec.weights, device=device_label(device))
     folder.start()
+    if data.skipped:
+        log.warning("data %s: skipped %d unreadable image(s), listed above", data.name, len(data.skipped))
+        folder.add([{"metric": "images_skipped", "value": float(len(data.skipped))}])
     bar = tqdm(targets, desc=f"{method.name}/{cfg.method.preset} on {folder.context['model']}", disable=not cfg.progress,
                file=sys.stderr)
     for target in bar:

@@ -48,7 +48,8 @@ class Method:
     batch: str | None = None  # the param halved after an out-of-memory error (None: all units at once)
     stochastic: bool = False  # results depend on the seed (scored for seed stability)
     default_targets: Callable[[nn.Module, list[Target]], list[Target]] | None = None  # when no layer is configured
-    check_target: Callable[[nn.Module, Target], Any] | None = None  # refuses a target it cannot run on, before any work
+    check_target: Callable[[ModelSpec, DataSpec, Target, dict[str, Any]], Any] | None = None  # refuses, before any
+    # work, a target, model or data the method cannot run on with these params (one line)
     contenders: Callable[..., Any] | None = None  # (Setup, peers) -> (contenders, work): see experiments.contenders
     peers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # peer contender -> modules it needs
     scaled: str = "images"  # what speed.scale multiplies: "images" (a case's images) or a param name (e.g. steps)

@@ -18,6 +18,11 @@ def call(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any]
     return raw_weights.visualize(model, target, **params)
 
 
+def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any]) -> None:
+    """Only the first conv layer's filters can be drawn."""
+    raw_weights.check_target(spec.model, target)
+
+
 def first_layer(model: nn.Module, targets: list[Target]) -> list[Target]:
     """The model's default targets on its first conv layer, else its first 8 filters."""
     first = raw_weights.first_conv_name(model)
@@ -27,5 +32,5 @@ def first_layer(model: nn.Module, targets: list[Target]) -> list[Target]:
 METHOD = Method(
     name="raw_weights", visualize=raw_weights.visualize, call=call, inputs="weights",
     check=raw_weights.check_params, schema=signature_schema(raw_weights.visualize), default_targets=first_layer,
-    check_target=raw_weights.check_target,
+    check_target=check_target,
 )

@@ -33,7 +33,7 @@ def _square(image: np.ndarray, size: int) -> np.ndarray:
 def load_photos(size: int = 64) -> DataSpec:
     """The bundled photos that load offline (in PHOTOS order), as [N, 3, size, size] in [0, 1]; labels -1, no masks."""
     if size < 8:
-        raise ValueError(f"load_photos needs size >= 8, got {size}")
+        raise ValueError(f"data=skimage needs images of >= 8 px; the model's input is {size} px (model.input_size={size})")
     loaded = {name: image for name in PHOTOS if (image := _load(name)) is not None}
     if not loaded:
         raise RuntimeError(f"none of the scikit-image photos {', '.join(PHOTOS)} could be loaded")

@@ -146,8 +146,10 @@ def _draw(k: int, m: int, size: int, g: torch.Generator, level: Tensor) -> tuple
 
 def make_shapes(n: int = 512, size: int = 64, seed: int = 0) -> DataSpec:
     """`n` seeded shape images of `size` px, classes balanced (see CLASSES), with object masks."""
-    if n < 1 or size < 32:
-        raise ValueError(f"make_shapes needs n >= 1 and size >= 32, got n={n}, size={size}")
+    if n < 1:
+        raise ValueError(f"data.n={n} must be >= 1")
+    if size < 32:
+        raise ValueError(f"data=shapes draws images of >= 32 px; the model's input is {size} px (model.input_size={size})")
     g = torch.Generator().manual_seed(seed)
     labels = (torch.arange(n) % len(CLASSES))[torch.randperm(n, generator=g)]
     images, level = _background(n, size, g)

@@ -15,3 +15,4 @@ class DataSpec:
     labels: Tensor  # [N] int64 (-1 where unknown)
     masks: Tensor | None  # [N, H, W] bool, True on the object
     class_names: tuple[str, ...]
+    skipped: tuple[str, ...] = ()  # files the source could not read and left out (each logged as a warning)

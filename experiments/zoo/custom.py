@@ -2,36 +2,47 @@
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Callable, Sequence
 
-import torch
 from torch import nn
 
-from experiments.zoo.spec import ModelSpec
+from experiments.zoo.checkpoint import load_into, read_state_dict
+from experiments.zoo.spec import ModelSpec, check_input
+from methods.base import one_line
 
 
 def import_factory(path: str) -> Callable[..., nn.Module]:
     """The callable at `package.module:attr` or `package.module.attr`."""
     module_name, _, attr = path.replace(":", ".").rpartition(".")
     if not module_name:
-        raise ValueError(f"model.factory={path!r} is not an import path like 'package.module.make_model'")
+        raise ValueError(f"model.factory {path!r} is not an import path like 'package.module.make_model'")
     try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"model.factory={path!r} cannot be imported: {err}") from None
+        fn = getattr(importlib.import_module(module_name), attr)
+    except Exception as err:  # a user module can fail to import in any way (SyntaxError, its own imports...)
+        raise ValueError(f"model.factory {path!r} cannot be imported: {one_line(err)}") from None
+    if not callable(fn):
+        raise ValueError(f"model.factory {path!r} is a {type(fn).__name__}, not a callable returning an nn.Module")
+    return fn
+
+
+def make_model(path: str) -> nn.Module:
+    """The nn.Module the factory at `path` returns; one line naming the factory when it raises or returns another type."""
+    factory = import_factory(path)
+    try:
+        model = factory()
+    except Exception as err:  # user code: whatever it raises is reported as the factory's error
+        raise ValueError(f"model.factory {path!r} raised {one_line(err)}") from None
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model.factory {path!r} returned a {type(model).__name__}, not an nn.Module")
+    if next(model.parameters(), None) is None:
+        raise ValueError(f"model.factory {path!r} returned a {type(model).__name__} without parameters")
+    return model
 
 
 def load_checkpoint(model: nn.Module, path: str) -> nn.Module:
     """Load a state dict (or a dict holding one under 'state_dict'/'model') with weights_only=True."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    model.load_state_dict(state)
-    return model
+    what = f"model.checkpoint {path!r}"
+    return load_into(model, read_state_dict(path, what), what)
 
 
 def build_custom(factory: str | None, checkpoint: str | None = None, name: str | None = None, input_size: int = 224,
@@ -40,7 +51,8 @@ def build_custom(factory: str | None, checkpoint: str | None = None, name: str |
     """A user model from `factory` (import path of a callable returning an nn.Module) and an optional `checkpoint`."""
     if not factory:
         raise ValueError("model=custom needs model.factory=<import path of a callable returning an nn.Module>")
-    model = import_factory(factory)()
+    check_input(input_size, mean, std, num_classes)
+    model = make_model(factory)
     if checkpoint:
         load_checkpoint(model, checkpoint)
     return ModelSpec(name=name or factory, model=model.eval(), weights=checkpoint, input_size=input_size,

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from experiments.data.shapes import CLASSES
+from experiments.zoo.checkpoint import load_into, read_state_dict
 from experiments.zoo.spec import ModelSpec
 
 CHECKPOINT = Path(__file__).parent / "checkpoints" / "shapes_cnn.pt"
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+TRAIN_HINT = "; train one with `python -m experiments.train`"
 
 
 class ShapesCNN(nn.Module):
@@ -36,11 +37,11 @@ class ShapesCNN(nn.Module):
 def build_shapes_cnn(checkpoint: str | None = None) -> ModelSpec:
     """ShapesCNN with the weights in `checkpoint` (default: the committed one), in eval mode."""
     path = Path(checkpoint) if checkpoint else CHECKPOINT
-    if not path.is_file():
-        raise ValueError(f"shapes_cnn checkpoint {str(path)!r} not found; train one with `python -m experiments.train`")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = ShapesCNN(width=state["conv1.weight"].shape[0], num_classes=state["fc.weight"].shape[0])
-    model.load_state_dict(state)
+    what = f"model.checkpoint {str(path)!r}" if checkpoint else f"the built-in shapes_cnn checkpoint {str(path)!r}"
+    state = read_state_dict(str(path), what, TRAIN_HINT)
+    width = state["conv1.weight"].shape[0] if "conv1.weight" in state else 16
+    num_classes = state["fc.weight"].shape[0] if "fc.weight" in state else len(CLASSES)
+    model = load_into(ShapesCNN(width=width, num_classes=num_classes), state, what, TRAIN_HINT)
     units = [0, 1, 2, 3]
     return ModelSpec(
         name="shapes_cnn", model=model.eval(), weights="built-in" if checkpoint is None else str(path), input_size=64,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from torch import Tensor, nn
 
@@ -29,3 +29,16 @@ class ModelSpec:
     def normalizer(self) -> Normalize:
         """The model's input normalization ([0, 1] images -> model input), on the model's device."""
         return Normalize(self.mean, self.std).to(next(self.model.parameters()).device)
+
+
+def check_input(input_size: int, mean: Sequence[float], std: Sequence[float], num_classes: int | None = None) -> None:
+    """Raise one line naming the model config key whose input format (size, RGB mean/std, class count) is unusable."""
+    if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 1:
+        raise ValueError(f"model.input_size={input_size!r} must be a positive number of pixels")
+    for key, values in (("mean", mean), ("std", std)):
+        if len(values) != 3:
+            raise ValueError(f"model.{key}={list(values)} needs 3 values (R, G, B), got {len(values)}")
+    if any(s <= 0 for s in std):
+        raise ValueError(f"model.std={list(std)} must be positive")
+    if num_classes is not None and num_classes < 1:
+        raise ValueError(f"model.num_classes={num_classes} must be >= 1")

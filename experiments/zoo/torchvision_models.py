@@ -5,8 +5,10 @@ import os
 
 import torch
 import torchvision
+from torch import nn
 from torchvision.models import get_model, get_model_weights, list_models
 
+from experiments.zoo.checkpoint import load_error, read_state_dict
 from experiments.zoo.spec import ModelSpec
 from methods.base import invalid_choice
 
@@ -24,7 +26,7 @@ def check_name(name: str) -> None:
     """Raise one line naming the closest valid models when `name` is not a torchvision classifier."""
     names = classification_models()
     if name not in names:
-        raise invalid_choice("torchvision model", name, names)
+        raise invalid_choice("torchvision model", name, names, " (model.name)")
 
 
 def resolve_weights(name: str, weights: str | None) -> torchvision.models.WeightsEnum | None:
@@ -32,11 +34,12 @@ def resolve_weights(name: str, weights: str | None) -> torchvision.models.Weight
     if weights in (None, "null", "None", "none"):
         return None
     enum = get_model_weights(name)
-    key = weights.split(".")[-1]
+    key = str(weights).split(".")[-1]
     if key == "DEFAULT":
         return enum.DEFAULT
     if key not in enum.__members__:
-        raise invalid_choice(f"weights for {name}", weights, ["DEFAULT", *enum.__members__, "null"])
+        members = [m.name for m in enum]  # iterating an enum skips its aliases, DEFAULT among them
+        raise invalid_choice("model.weights", weights, ["DEFAULT", *members, "null"], f" (weights for {name})")
     return enum[key]
 
 
@@ -45,19 +48,29 @@ def checkpoint_path(weights: torchvision.models.WeightsEnum) -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
 
 
+def load_pretrained(name: str, member: torchvision.models.WeightsEnum, weights: str) -> nn.Module:
+    """The model with `member`'s weights from the hub cache; one line naming the file when absent, corrupt or unfit."""
+    path = checkpoint_path(member)
+    fix = (f"download {member.url} on a machine with internet and put it at {path} (TORCH_HOME/hub/checkpoints), "
+           f"or use model.weights=null")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights {member} (model.weights={weights}) are not available offline: {fix}")
+    what = f"model.weights={weights}: the weights file {path}"
+    read_state_dict(path, what, f"; delete it, {fix}")  # weights_only=True, where torchvision would unpickle anything
+    try:
+        return get_model(name, weights=member)
+    except RuntimeError as err:  # the file is a state dict, but not this model's
+        raise ValueError(f"{what} does not fit {name}: {load_error(err)}; delete it, {fix}") from None
+
+
 def build_torchvision(name: str, weights: str | None = None) -> ModelSpec:
     """A torchvision model; pretrained weights load only from the local cache (never downloaded)."""
     check_name(name)
     member = resolve_weights(name, weights)
-    kwargs = dict(NO_AUX.get(name, {})) if member is None else {}
-    if member is not None:
-        path = checkpoint_path(member)
-        if not os.path.exists(path):
-            raise FileNotFoundError(
-                f"weights {member} are not available offline: put {os.path.basename(path)} in "
-                f"{os.path.dirname(path)} (TORCH_HOME/hub/checkpoints) or use model.weights=null"
-            )
-    model = get_model(name, weights=member, **kwargs).eval()
+    if member is None:
+        model = get_model(name, weights=None, **NO_AUX.get(name, {})).eval()
+    else:
+        model = load_pretrained(name, member, str(weights)).eval()
     meta = member.transforms() if member is not None else None
     size = int(meta.crop_size[0]) if meta is not None else 224
     mean = tuple(meta.mean) if meta is not None else IMAGENET_MEAN

@@ -1,6 +1,8 @@
 """Data sources: every conf/data option builds through its `_target_`, new sources need no registry edit."""
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 
 import pytest
@@ -85,6 +87,65 @@ def test_unknown_name_lists_the_data_options() -> None:
     assert str(err.value) == "unknown data.name 'imagenet'; valid: image_folder, shapes, skimage"
 
 
+def folder_error(kind: type[Exception], root: object, n: int = 8) -> str:
+    """The message of the `kind` error loading an image folder at `root`, checked to be one line."""
+    with pytest.raises(kind) as err:
+        build_data(make_cfg("data=image_folder", f"data.n={n}", *([f"data.root={root}"] if root else [])).data, 32)
+    assert "\n" not in str(err.value) and type(err.value) is kind
+    return str(err.value)
+
+
 def test_image_folder_without_root_is_one_line() -> None:
-    with pytest.raises(FileNotFoundError, match="data.root=None is not a folder"):
-        build_data(make_cfg("data=image_folder").data, 32)
+    assert folder_error(ValueError, None).startswith("data=image_folder needs data.root=<folder> (expected an ImageFolder")
+
+
+def test_image_folder_root_that_does_not_exist(tmp_path: Path) -> None:
+    msg = folder_error(FileNotFoundError, tmp_path / "nope")
+    assert msg == f"data.root={str(tmp_path / 'nope')!r} does not exist (expected an ImageFolder tree: root/<class>/<image>)"
+
+
+def test_image_folder_without_class_folders(tmp_path: Path) -> None:
+    assert folder_error(FileNotFoundError, tmp_path).startswith(f"data.root={str(tmp_path)!r} has no class subfolders")
+
+
+def test_image_folder_with_no_images(tmp_path: Path) -> None:
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "cats" / "notes.txt").write_text("not an image")
+    msg = folder_error(FileNotFoundError, tmp_path)
+    assert msg.startswith(f"data.root={str(tmp_path)!r} holds no image files in its class subfolders cats (extensions")
+
+
+def bad_images(folder: Path) -> list[Path]:
+    """A truncated JPEG and a text file named .jpg in `folder`."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(buffer, format="JPEG")
+    truncated, text = folder / "truncated.jpg", folder / "text.jpg"
+    truncated.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    text.write_text("this is not a JPEG")
+    return [truncated, text]
+
+
+def test_unreadable_images_are_skipped_with_a_warning_each(image_root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    bad = bad_images(image_root / "dark")
+    with caplog.at_level(logging.WARNING, logger="experiments.data.image_folder"):
+        data = build_data(make_cfg("data=image_folder", "data.n=4", f"data.root={image_root}").data, 32)
+    assert len(data.images) == 4 and sorted(data.skipped) == sorted(map(str, bad))  # the 4 good ones, past the bad
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all(any(str(p) in w for w in warnings) for p in bad)
+    assert all(w.startswith("skipped unreadable image ") and "\n" not in w for w in warnings)
+
+
+def test_folder_of_only_unreadable_images_stops(tmp_path: Path) -> None:
+    (tmp_path / "broken").mkdir()
+    bad_images(tmp_path / "broken")
+    msg = folder_error(ValueError, tmp_path)
+    assert msg.startswith(f"data.root={str(tmp_path)!r} holds no readable images: all 2 failed to decode (e.g. ")
+
+
+def test_image_folder_needs_n(image_root: Path) -> None:
+    assert folder_error(ValueError, image_root, n=0) == "data.n=0 must be >= 1"
+
+
+def test_shapes_too_small_for_the_model_names_input_size() -> None:
+    with pytest.raises(ValueError, match=r"^data=shapes draws images of >= 32 px; the model's input is 16 px \(model.input_size=16\)$"):
+        build_data(make_cfg("data=shapes").data, 16)

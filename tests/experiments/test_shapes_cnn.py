@@ -45,7 +45,7 @@ def test_committed_checkpoint_accuracy_on_fresh_shapes():
 
 
 def test_missing_checkpoint(tmp_path):
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(FileNotFoundError, match=r"^model.checkpoint '.*nope.pt' not found .*experiments.train"):
         build_shapes_cnn(str(tmp_path / "nope.pt"))
 
 
