@@ -60,10 +60,27 @@ def call_builder(group: str, cfg: Any, fallback: str, **extra: Any) -> Any:
     """Call the config's `_target_` with the config fields its parameters name, plus `extra` (e.g. size)."""
     path = target_path(group, cfg, fallback)
     fn = locate(group, path)
+    return fn(**arguments(group, path, fn, cfg, extra))
+
+
+def check_builder(group: str, cfg: Any, fallback: str) -> None:
+    """Run the cheap config check of the config's builder, where its module defines one (`check_<builder name>`,
+    taking config fields by name like the builder): bad names and tags stop before any job builds anything."""
+    path = target_path(group, cfg, fallback)
+    fn = locate(group, path)
+    check = getattr(inspect.getmodule(fn), f"check_{fn.__name__}", None)
+    if check is not None:
+        check(**arguments(group, path, check, cfg, {}))
+
+
+def arguments(group: str, path: str, fn: Callable[..., Any], cfg: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """The config fields `fn`'s parameters name, plus `extra`; one line naming the missing required ones."""
     params = inspect.signature(fn).parameters
-    kwargs = {name: plain(cfg[name]) for name in params if name in cfg.keys() and name not in extra}
+    missing_values = [name for name in params if name in cfg.keys() and OmegaConf.is_missing(cfg, name)]
+    kwargs = {name: plain(cfg[name]) for name in params if name in cfg.keys() and name not in extra
+              and name not in missing_values}
     kwargs.update(extra)
     missing = [name for name, p in params.items() if p.kind in NAMED and p.default is p.empty and name not in kwargs]
     if missing:
         raise ValueError(f"{group}._target_={path!r} needs {', '.join(f'{group}.{m}' for m in missing)}")
-    return fn(**kwargs)
+    return kwargs

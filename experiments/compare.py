@@ -20,6 +20,7 @@ BOLD = {"markdown": "**{}**", "html": "<b>{}</b>", "latex": r"\textbf{{{}}}"}
 STRING_COLUMNS = ("run_id", "experiment", "method", "preset", "model", "weights", "data", "layer", "device",
                   "metric", "status")
 COMMENT = {"markdown": "", "csv": "# ", "latex": "% ", "html": ""}
+DASH = {"markdown": "—", "csv": "—", "latex": "---", "html": "—"}
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
@@ -54,7 +55,11 @@ def _read_metrics(csv: Path) -> pd.DataFrame:
 
 
 def load_results(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """Concatenate every metrics.csv below `paths`, adding run_dir and done (DONE marker present) columns."""
+    """Concatenate every metrics.csv below `paths`, adding run_dir and done (DONE marker present) columns.
+
+    An ok row whose value is not a finite number (tables written before scoring labelled them) is read as
+    degenerate, so that it is counted as such rather than silently left out of a cell's n.
+    """
     csvs: dict[Path, Path] = {}  # resolved -> as found, so nested or repeated paths read each file once
     for path in map(Path, paths):
         if not path.exists():
@@ -65,7 +70,14 @@ def load_results(paths: Sequence[str | Path]) -> pd.DataFrame:
         csvs.update((csv.resolve(), csv) for csv in found if csv.resolve() not in csvs)
     df = pd.concat([_read_metrics(csv) for csv in csvs.values()], ignore_index=True)
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    unearned = (df["status"] == "ok") & ~np.isfinite(df["value"])
+    df.loc[unearned, "status"] = "degenerate: " + df.loc[unearned, "metric"].astype(str) + " is not a number"
     return df
+
+
+def is_degenerate(status: pd.Series) -> pd.Series:
+    """Which statuses say the row's unit or value is degenerate (labelled, not scored)."""
+    return status.astype(str).str.startswith("degenerate")
 
 
 def save_results(df: pd.DataFrame, out: str | Path) -> Path:
@@ -103,13 +115,15 @@ def _levels(df: pd.DataFrame, rows: Sequence[str], cols: Sequence[str]) -> tuple
 
 
 def _select(df: pd.DataFrame, metrics: Sequence[str] | None, strict: bool = True) -> pd.DataFrame:
-    """The ok rows of the wanted metrics (all metrics when None); `strict`: each must have ok rows."""
-    ok = df[df["status"] == "ok"]
+    """The ok and degenerate rows of the wanted metrics (all metrics when None); `strict`: each must have some."""
+    degenerate = is_degenerate(df["status"])
+    shown = df[(df["status"] == "ok") | degenerate]
     metrics = _split(metrics)
-    unknown = sorted(set(metrics) - set(ok["metric"]))
+    unknown = sorted(set(metrics) - set(shown["metric"]))
     if unknown and strict:
-        raise invalid_choice("--metric", unknown[0], sorted(ok["metric"].unique()), " (the metrics with ok rows)")
-    return ok[ok["metric"].isin(metrics)] if metrics else ok
+        which = " (the metrics with ok or degenerate rows)" if degenerate.any() else " (the metrics with ok rows)"
+        raise invalid_choice("--metric", unknown[0], sorted(shown["metric"].unique()), which)
+    return shown[shown["metric"].isin(metrics)] if metrics else shown
 
 
 def t_quantile(n: np.ndarray | pd.Series | float) -> np.ndarray:
@@ -119,11 +133,14 @@ def t_quantile(n: np.ndarray | pd.Series | float) -> np.ndarray:
 
 
 def _long_summary(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """mean, std, ci (95% t half-width) and n of `value` per group of `keys`."""
-    g = df.groupby(keys, dropna=False, sort=True)["value"].agg(["mean", "std", "count"])
-    g = g.rename(columns={"count": "n"})
-    g["ci"] = t_quantile(g["n"]) * g["std"] / np.sqrt(g["n"])
-    return g[["mean", "ci", "n", "std"]]
+    """mean, std, ci (95% t half-width) and n of the ok rows' `value`, and the count of degenerate rows, per group
+    of `keys`."""
+    rows = df.assign(ok_value=df["value"].where(df["status"] == "ok"), degenerate=is_degenerate(df["status"]))
+    g = rows.groupby(keys, dropna=False, sort=True).agg(mean=("ok_value", "mean"), std=("ok_value", "std"),
+                                                        n=("ok_value", "count"), degenerate=("degenerate", "sum"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g["ci"] = t_quantile(g["n"]) * g["std"] / np.sqrt(g["n"])
+    return g[["mean", "ci", "n", "std", "degenerate"]]
 
 
 def _wide(long: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -133,7 +150,8 @@ def _wide(long: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
 
 def summarize(df: pd.DataFrame, rows: Sequence[str], cols: Sequence[str],
               metrics: Sequence[str] | None = None) -> pd.DataFrame:
-    """Pivot of ok rows: index = `rows` levels, columns = (stat, *`cols`) with stat in mean, ci, n, std."""
+    """Pivot of ok rows: index = `rows` levels, columns = (stat, *`cols`) with stat in mean, ci, n, std, and
+    degenerate (the cell's degenerate rows, counted, not averaged)."""
     rows, cols = _levels(df, rows, cols)
     return _wide(_long_summary(_select(df, metrics), rows + cols), cols)
 
@@ -151,14 +169,16 @@ def welch(mean_a, std_a, n_a, mean_b, std_b, n_b) -> tuple[np.ndarray, np.ndarra
 
 def compare_to_baseline(df: pd.DataFrame, base: pd.DataFrame, rows: Sequence[str], cols: Sequence[str],
                         metrics: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per cell, mean(df) - mean(base) with a 95% Welch CI; sig = CI excludes zero. Columns (stat, *cols)."""
+    """Per cell, mean(df) - mean(base) with a 95% Welch CI; sig = CI excludes zero; degenerate rows of df counted.
+    Columns (stat, *cols)."""
     rows, cols = _levels(df, rows, cols)
     _levels(base, rows, cols)
     keys = rows + cols
     a = _long_summary(_select(df, metrics), keys)
     b = _long_summary(_select(base, metrics, strict=False), keys).reindex(a.index)
     diff, half = welch(a["mean"], a["std"], a["n"], b["mean"], b["std"], b["n"])
-    out = pd.DataFrame({"diff": diff, "ci": half, "n": a["n"], "n_base": b["n"]}, index=a.index)
+    out = pd.DataFrame({"diff": diff, "ci": half, "n": a["n"], "n_base": b["n"], "degenerate": a["degenerate"]},
+                       index=a.index)
     out["sig"] = np.abs(out["diff"]) > out["ci"]  # False where ci is NaN
     return _wide(out, cols)
 
@@ -169,17 +189,20 @@ def _num(x: float) -> str:
 
 
 def _cell(stat: dict, fmt: str) -> str:
-    """One table cell: 'mean ± ci (n=..)' or, for a baseline comparison, '+diff ± ci* (n=../..)'."""
-    if pd.isna(stat["n"]) or stat["n"] == 0:
-        return ""
+    """One table cell: 'mean ± ci (n=..)' or, for a baseline comparison, '+diff ± ci* (n=../..)', with the cell's
+    degenerate rows counted ('(n=6, 2 degenerate)'; none ok: '— (0 ok, 4 degenerate)')."""
+    n, bad = (0 if pd.isna(stat.get(k)) else int(stat.get(k)) for k in ("n", "degenerate"))
+    if n == 0:
+        return f"{DASH[fmt]} (0 ok, {bad} degenerate)" if bad else ""
     pm = r"$\pm$" if fmt == "latex" else "±"
     spread = "" if pd.isna(stat["ci"]) else f" {pm} {_num(stat['ci'])}"  # n = 1: no interval
+    note = f", {bad} degenerate" if bad else ""
     if "diff" not in stat:
-        return f"{_num(stat['mean'])}{spread} (n={stat['n']:.0f})"
+        return f"{_num(stat['mean'])}{spread} (n={n}{note})"
     if pd.isna(stat["n_base"]):
         return "no baseline"
     mark = "*" if stat["sig"] else ""
-    return f"{stat['diff']:+.4g}{spread}{mark} (n={stat['n']:.0f}/{stat['n_base']:.0f})"
+    return f"{stat['diff']:+.4g}{spread}{mark} (n={n}/{stat['n_base']:.0f}{note})"
 
 
 def _cells(summary: pd.DataFrame, fmt: str) -> pd.DataFrame:
@@ -269,25 +292,39 @@ def format_table(summary: pd.DataFrame, fmt: str = "markdown") -> str:
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose status is not ok, one per run, method, layer, unit and status."""
-    failed = df[df["status"] != "ok"]
-    keys = [c for c in ("run_dir", "method", "model", "layer", "unit", "status") if c in df.columns]
-    return failed[keys].drop_duplicates().reset_index(drop=True)
+    """Rows whose status is neither ok nor degenerate, one per run, method, layer, unit and status."""
+    return _listed(df[(df["status"] != "ok") & ~is_degenerate(df["status"])])
+
+
+def degenerates(df: pd.DataFrame) -> pd.DataFrame:
+    """Degenerate rows (labelled, not scored), one per run, method, layer, unit and status."""
+    return _listed(df[is_degenerate(df["status"])])
+
+
+def _listed(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` reduced to one per run, method, model, layer, unit and status."""
+    keys = [c for c in ("run_dir", "method", "model", "layer", "unit", "status") if c in rows.columns]
+    return rows[keys].drop_duplicates().reset_index(drop=True)
 
 
 def format_notes(df: pd.DataFrame, incomplete: Sequence[str | Path], fmt: str = "markdown") -> str:
-    """Failed rows and incomplete runs as lines to print under the table (commented for csv/latex)."""
+    """Failed and degenerate rows and incomplete runs as lines to print under the table (commented for csv/latex)."""
     lines = []
-    failed = failures(df)
-    if len(failed):
-        lines.append(f"Failed rows ({len(failed)}), not in the table:")
-        for row in failed.itertuples(index=False):
-            where = ", ".join(f"{k}={_label(v)}" for k, v in row._asdict().items() if k != "status")
-            lines.append(f"- {where}: {row.status}")
+    for title, listed in (("Failed rows ({}), not in the table:", failures(df)),
+                          ("Degenerate rows ({}), counted in the table's cells, not in their means:", degenerates(df))):
+        if len(listed):
+            lines.append(title.format(len(listed)))
+            lines += [f"- {_where(row)}: {row['status']}" for row in listed.to_dict("records")]
     if incomplete:
-        lines.append(f"Incomplete runs ({len(incomplete)}, no DONE marker; their ok rows are in the table):")
+        lines.append(f"Incomplete runs ({len(incomplete)}, no DONE marker: a row failed, or killed, or still running; "
+                     "their ok rows are in the table):")
         lines += [f"- {run}" for run in incomplete]
     return "\n".join(COMMENT[fmt] + line for line in lines)
+
+
+def _where(row: dict) -> str:
+    """'key=value, ...' of a listed row, without its status."""
+    return ", ".join(f"{k}={_label(v)}" for k, v in row.items() if k != "status")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

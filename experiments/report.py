@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from experiments.compare import failures, format_table, incomplete_runs, load_results, metric_label, summarize
+from experiments.compare import (degenerates, failures, format_table, incomplete_runs, is_degenerate, load_results,
+                                 metric_label, summarize)
 from experiments.tables import safe_name
 
 STYLE = """
@@ -25,6 +26,7 @@ figure { margin: 0; width: 140px; font-size: 0.8em; }
 figure img { width: 128px; height: 128px; object-fit: contain; }
 ul { padding-left: 1.1em; margin: 0.2em 0; }
 .failed { color: #b00020; }
+.degenerate { color: #777; }
 .missing { color: #777; font-style: italic; }
 """
 
@@ -47,13 +49,15 @@ def _image(path: Path, root: Path, css: str, alt: str) -> str:
 
 
 def _value_list(rows: pd.DataFrame) -> str:
-    """Metrics as a list: 'name ↑: value' (the arrow says which way is better), failed ones in red with their status."""
+    """Metrics as a list: 'name ↑: value' (the arrow says which way is better), failed ones in red and degenerate
+    ones in grey, with their status."""
     items = []
     for r in rows.itertuples(index=False):
         if r.status == "ok":
             items.append(f"<li>{escape(metric_label(r.metric, 'html'))}: {r.value:.4g}</li>")
         else:
-            items.append(f'<li class="failed">{escape(metric_label(r.metric, "html"))}: {escape(r.status)}</li>')
+            css = "degenerate" if str(r.status).startswith("degenerate") else "failed"
+            items.append(f'<li class="{css}">{escape(metric_label(r.metric, "html"))}: {escape(str(r.status))}</li>')
     return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
@@ -94,14 +98,16 @@ def _run_section(run: Path, root: Path, rows: pd.DataFrame) -> str:
 
 
 def _summary_section(df: pd.DataFrame, root: Path, rows: Sequence[str], cols: Sequence[str]) -> str:
-    """The compare tables: mean ± CI pivot, failed rows, incomplete runs."""
+    """The compare tables: mean ± CI pivot, failed rows, degenerate rows, incomplete runs."""
     parts = ["<h2>Summary (mean ± 95% CI over seeds and units)</h2>"]
-    if (df["status"] == "ok").any():
+    if ((df["status"] == "ok") | is_degenerate(df["status"])).any():
         parts.append(format_table(summarize(df, rows, cols), "html"))
-    failed = failures(df)
-    if len(failed):
-        failed["run_dir"] = [Path(r).relative_to(root).as_posix() for r in failed["run_dir"]]
-        parts += [f"<h3 class='failed'>Failed rows ({len(failed)})</h3>", failed.to_html(index=False, border=0)]
+    for title, css, listed in (("Failed rows ({})", "failed", failures(df)),
+                               ("Degenerate rows ({}): counted in the table, not in its means", "degenerate", degenerates(df))):
+        if len(listed):
+            listed["run_dir"] = [Path(r).relative_to(root).as_posix() for r in listed["run_dir"]]
+            table = listed.to_html(index=False, border=0, classes=None if css == "failed" else css)
+            parts += [f"<h3 class='{css}'>{title.format(len(listed))}</h3>", table]
     incomplete = incomplete_runs([root])
     if incomplete:
         items = "".join(f"<li>{escape(r.relative_to(root).as_posix() or '.')}</li>" for r in incomplete)

@@ -24,7 +24,7 @@ from experiments.data import build_data
 from experiments.devices import device_label, resolve_device
 from experiments.preflight import preflight
 from experiments.runfolder import FolderRefused, RunFolder, run_id
-from experiments.scoring import Scoring, score
+from experiments.scoring import Scoring, label, score, unit_reasons
 from experiments.validate import check_run
 from experiments.targets import resolve_targets
 from experiments.timing import measure, speed_rows, with_oom_retry
@@ -133,7 +133,8 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
             result, rows = visualize_target(method, spec, data, target, params, opts)
             save_pictures(folder.path, method.name, result)
             scoring = Scoring(method, spec, data, target, params, opts, settings)
-            rows += [{"layer": result.layer, **r} for r in score(scoring, result)]
+            scored = [{"layer": result.layer, **r} for r in score(scoring, result)]
+            rows = (label(rows, unit_reasons(scoring, result)) if scored else rows) + scored
         except Exception as err:  # a failed target is recorded and fails the run, but the other targets still run
             log_traceback(err)
             rows = [{"layer": target.layer, "unit": None, "metric": "error", "value": float("nan"),

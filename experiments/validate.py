@@ -7,6 +7,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.adapters import Method, get_method
+from experiments.builders import check_builder
 from experiments.config import VizbenchConf
 from experiments.devices import check_amp, resolve_device
 from experiments.metrics.sanity import MODES as RANDOMIZATION_MODES
@@ -76,5 +77,7 @@ def check_run(cfg: DictConfig) -> Method:
     if cfg.method.n_images < 1:
         raise ValueError(f"method.n_images={cfg.method.n_images} must be >= 1")
     check_amp(resolve_device(cfg.device), cfg.amp)
+    check_builder("model", cfg.model, "source")
+    check_builder("data", cfg.data, "name")
     check_metrics(cfg.metrics)
     return method

@@ -148,6 +148,11 @@ def layer_shape(model: nn.Module, layer: str, input_size: int, in_channels: int 
     return tuple(out.shape[1:])
 
 
+def nan_last(scores: Tensor) -> Tensor:
+    """`scores` with NaN replaced by -inf, so that topk / max / descending sorts rank NaN last (torch ranks it first)."""
+    return scores.masked_fill(scores.isnan(), float("-inf")) if scores.is_floating_point() else scores
+
+
 def check_units(units: Sequence[int], n_channels: int, layer: str) -> None:
     """Raise one line if a unit index is outside the layer's channel count."""
     bad = [u for u in units if not 0 <= u < n_channels]

@@ -7,12 +7,13 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from methods.base import GREY, Target, Visualization, check_units, invalid_choice
+from methods.base import GREY, Target, Visualization, check_units, invalid_choice, nan_last
 from methods.graph import fast_forward
 from methods.occlusion import check_position
 from methods.receptive_field import ReceptiveField, crop, local_field
 
 MODES = ("max", "location")
+KINDS = ("channel", "neuron")
 
 
 @dataclass(kw_only=True)
@@ -71,7 +72,7 @@ def visualize(
             builds it: cut at the layer, BatchNorm folded).
 
     Returns the crops (grey where the field leaves the image), boxes, sources and activations (see
-    TopPatches). Fewer than k winners when there are fewer candidates.
+    TopPatches). Fewer than k winners when there are fewer candidates. NaN activations rank last.
     """
     _check(target, k, per_image, batch_size, mode)
     device = next(model.parameters()).device
@@ -120,16 +121,17 @@ def _candidates(acts: Tensor, target: Target, mode: str, per_image: int | None, 
         vals = flat.gather(2, pos)
     else:
         m = 1 if mode == "max" else min(per_image or h * w, h * w)
-        vals, pos = flat.topk(m, dim=2)
+        pos = nan_last(flat).topk(m, dim=2).indices
+        vals = flat.gather(2, pos)
     idx = (torch.arange(b, device=acts.device) + offset).view(1, b, 1).expand_as(vals)
     return vals.reshape(u, -1), idx.reshape(u, -1), pos.reshape(u, -1)
 
 
 def _merge(top: Winners | None, cand: Winners, k: int) -> Winners:
-    """The k best of the running winners and a batch's candidates, per unit, best first."""
+    """The k best of the running winners and a batch's candidates, per unit, best first (NaN last)."""
     pool = cand if top is None else tuple(torch.cat([a, b], dim=1) for a, b in zip(top, cand))
-    vals, order = pool[0].topk(min(k, pool[0].shape[1]), dim=1)
-    return vals, pool[1].gather(1, order), pool[2].gather(1, order)
+    order = nan_last(pool[0]).topk(min(k, pool[0].shape[1]), dim=1).indices
+    return tuple(t.gather(1, order) for t in pool)
 
 
 def _keep(kept: dict[int, Tensor], winners: Tensor, batch: Tensor, offset: int) -> None:
@@ -190,7 +192,7 @@ def _check_layer(acts: Tensor, target: Target) -> None:
 
 def _check(target: Target, k: int, per_image: int | None, batch_size: int, mode: str) -> None:
     """One-line ValueErrors for bad arguments."""
-    if target.kind not in ("channel", "neuron"):
+    if target.kind not in KINDS:
         raise ValueError(f"top_patches supports target.kind channel, neuron; got {target.kind!r}")
     if not target.units:
         raise ValueError("target.units is empty; name at least one channel")

@@ -13,14 +13,14 @@ from experiments.data.spec import DataSpec
 from experiments.devices import autocast, prepare_input
 from experiments.zoo.spec import ModelSpec
 from methods import occlusion
-from methods.base import Target, read_out
+from methods.base import Target, invalid_choice, nan_last, read_out
 from methods.graph import fast_forward
 
 
 def top_images(spec: ModelSpec, data: DataSpec, target: Target, n: int, batch_size: int = 64,
                channels_last: bool = True) -> Tensor:
     """Indices [U, n] of each unit's most activating images: highest logit (class), own position (neuron), or
-    spatial max (channel: the image holding the strongest instance, as top_patches ranks them)."""
+    spatial max (channel: the image holding the strongest instance, as top_patches ranks them); NaN ranks last."""
     trunc = fast_forward(spec.model, target.layer, spec.normalizer(), channels_last)
     device = next(spec.model.parameters()).device
     scores = []
@@ -28,10 +28,10 @@ def top_images(spec: ModelSpec, data: DataSpec, target: Target, n: int, batch_si
         for start in range(0, len(data.images), batch_size):
             acts = trunc(data.images[start:start + batch_size].to(device))
             if target.kind == "channel" and acts.dim() == 4:
-                scores.append(acts[:, list(target.units)].flatten(2).amax(2).float().cpu())
+                scores.append(nan_last(acts[:, list(target.units)].flatten(2)).amax(2).float().cpu())
             else:
                 scores.append(read_out(acts, target).float().cpu())
-    return torch.cat(scores).topk(min(n, len(data.images)), dim=0).indices.T
+    return nan_last(torch.cat(scores)).topk(min(n, len(data.images)), dim=0).indices.T
 
 
 def call(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any], opts: RunOptions,
@@ -92,8 +92,18 @@ def captum_fn(s: Setup, model: nn.Module, images: Tensor, params: dict[str, Any]
     return run
 
 
+def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any]) -> None:
+    """A target kind occlusion reads, and a window no larger than the images."""
+    if target.kind not in occlusion.KINDS:
+        raise invalid_choice("target.kind for occlusion", target.kind, occlusion.KINDS)
+    window = params.get("window", signature_schema(occlusion.visualize)["window"][1])
+    side = min(data.images.shape[-2:])
+    if window > side:
+        raise ValueError(f"method.params.window={window} must be in 1..{side}, the side of data {data.name!r}'s images")
+
+
 METHOD = Method(
     name="occlusion", visualize=occlusion.visualize, call=call, inputs="images", check=occlusion.check_params,
     schema=signature_schema(occlusion.visualize), batch="batch_size", contenders=contenders,
-    peers={"captum_occlusion": ("captum.attr", "experiments.peers.captum_occlusion")},
+    peers={"captum_occlusion": ("captum.attr", "experiments.peers.captum_occlusion")}, check_target=check_target,
 )

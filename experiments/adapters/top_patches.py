@@ -12,7 +12,7 @@ from experiments.data.spec import DataSpec
 from experiments.devices import autocast, prepare_input
 from experiments.zoo.spec import ModelSpec
 from methods import top_patches
-from methods.base import Target
+from methods.base import Target, invalid_choice, layer_shape
 
 
 def call(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any], opts: RunOptions,
@@ -42,7 +42,17 @@ def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]
     return [Contender("vizbench", vizbench, batch_size=bs), Contender("bare", bare, batch_size=bs)], {"images": len(images)}
 
 
+def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any]) -> None:
+    """A channel or neuron target on a layer with a spatial map (patches need one)."""
+    if target.kind not in top_patches.KINDS:
+        raise invalid_choice("target.kind for top_patches", target.kind, top_patches.KINDS)
+    shape = layer_shape(spec.model, target.layer, spec.input_size, data.images.shape[1])
+    if len(shape) != 3:
+        raise ValueError(f"top_patches needs a layer with a spatial map [C, H, W]; target.layer={target.layer!r} "
+                         f"gives {list(shape)} per image")
+
+
 METHOD = Method(
     name="top_patches", visualize=top_patches.visualize, call=call, inputs="images", check=top_patches.check_params,
-    schema=signature_schema(top_patches.visualize), batch="batch_size", contenders=contenders,
+    schema=signature_schema(top_patches.visualize), batch="batch_size", contenders=contenders, check_target=check_target,
 )

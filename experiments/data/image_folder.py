@@ -50,6 +50,15 @@ def read_image(folder: datasets.ImageFolder, index: int) -> tuple[Tensor, int] |
         return None
 
 
+def check_load_image_folder(root: str | None = None, n: int = 512) -> None:
+    """data.root is set and data.n is positive, checked without reading anything (experiments.builders.check_builder;
+    the folder itself may exist only where the jobs run)."""
+    if not root:
+        check_root(root)
+    if n < 1:
+        raise ValueError(f"data.n={n} must be >= 1")
+
+
 def load_image_folder(root: str | None, size: int, n: int = 512, seed: int = 0) -> DataSpec:
     """Up to `n` readable images drawn (seeded) from an ImageFolder at `root`, as a DataSpec in [0, 1]."""
     if n < 1:

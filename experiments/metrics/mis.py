@@ -83,16 +83,18 @@ def pick_queries(acts: ArrayLike, n_tasks: int, exclude: ArrayLike = (), fractio
     """Indices (strong [n_tasks], weak [n_tasks]) of query images for `mis_proxy`.
 
     acts: [M] the unit's activation on each image of the data source; exclude: indices never used as
-    queries (the explanation's own source images). Of the remaining images, the top `fraction` by
+    queries (the explanation's own source images). Images whose activation is not finite (NaN, inf) are
+    excluded too: they are neither strong nor weak. Of the remaining images, the top `fraction` by
     activation form the strong pool and the bottom `fraction` the weak pool (at least one image each);
     n_tasks pairs are drawn at random from the pools (without replacement while the pool lasts).
     """
     a = as_numpy(acts).ravel()
-    keep = np.setdiff1d(np.arange(a.size), as_numpy(exclude).astype(int))
+    unusable = np.union1d(as_numpy(exclude).astype(int), np.flatnonzero(~np.isfinite(a)))
+    keep = np.setdiff1d(np.arange(a.size), unusable)
     pool = max(1, int(fraction * keep.size))
     if 2 * pool > keep.size:
-        raise ValueError(f"only {keep.size} images left after excluding {a.size - keep.size}: "
-                         "too few for strong and weak pools")
+        raise ValueError(f"only {keep.size} images left after excluding {a.size - keep.size} (explanation sources or "
+                         "activations that are not finite): too few for strong and weak pools")
     ranked = keep[np.argsort(-a[keep], kind="stable")]
     rng = np.random.default_rng(seed)
 

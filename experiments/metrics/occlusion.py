@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
-from methods.base import invalid_choice
+from methods.base import invalid_choice, nan_last
 
 from ._common import ArrayLike, as_numpy
 
@@ -22,7 +22,7 @@ MODES = ("deletion", "insertion")
 
 
 def _order(saliency: Tensor, size: tuple[int, int]) -> Tensor:
-    """Pixel indices by decreasing map value (stable); a map of another size is resized bilinearly first."""
+    """Pixel indices by decreasing map value (stable, NaN last); a map of another size is resized bilinearly first."""
     m = saliency.detach().float()
     if m.dim() == 3 and m.shape[0] == 1:
         m = m[0]
@@ -30,7 +30,7 @@ def _order(saliency: Tensor, size: tuple[int, int]) -> Tensor:
         raise ValueError(f"saliency map must be [H, W] or [1, H, W], got shape {tuple(saliency.shape)}")
     if tuple(m.shape) != size:
         m = F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-    return torch.argsort(m.flatten().cpu(), descending=True, stable=True)
+    return torch.argsort(nan_last(m.flatten().cpu()), descending=True, stable=True)
 
 
 def perturbation_curve(score: Callable[[Tensor], Tensor], image: Tensor, saliency: Tensor, mode: str = "deletion",
@@ -115,13 +115,16 @@ def pointing_game(saliency: ArrayLike, mask: ArrayLike, tolerance: int = 0) -> f
 
     saliency: [H, W]; mask: [H, W] bool (True on the object). A constant map scores the mask's area share.
     tolerance: pixels the mask is grown by first (Zhang et al. 2016 allow 15 px at 224 px; a map made with
-    stride s cannot place its maximum finer than s pixels).
+    stride s cannot place its maximum finer than s pixels). NaN pixels are never the maximum; an all-NaN map
+    gives NaN.
     """
     m, k = _map_mask(saliency, mask)
+    if np.isnan(m).all():
+        return float("nan")
     if tolerance > 0:
         from skimage.morphology import dilation, disk
         k = dilation(k, disk(tolerance))
-    return float(k[m == m.max()].mean())
+    return float(k[m == np.nanmax(m)].mean())
 
 
 def mask_energy(saliency: ArrayLike, mask: ArrayLike) -> float:

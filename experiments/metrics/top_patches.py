@@ -15,7 +15,8 @@ def topk_mean_activation(acts: ArrayLike) -> np.ndarray:
 def preferred_class(acts: ArrayLike, labels: ArrayLike) -> int:
     """The class the unit is most selective for: the one with the highest mean activation over its images.
 
-    acts: [N] the unit's activation per image; labels: [N] ints (negative = unknown, ignored).
+    acts: [N] the unit's activation per image; labels: [N] ints (negative = unknown, ignored). A class whose
+    mean is NaN ranks last (all NaN: the first class).
     """
     a, y = as_numpy(acts).ravel(), as_numpy(labels).ravel().astype(int)
     if a.shape != y.shape:
@@ -24,7 +25,8 @@ def preferred_class(acts: ArrayLike, labels: ArrayLike) -> int:
     if not known.any():
         raise ValueError("no known labels (all < 0): the preferred class is undefined")
     classes = np.unique(y[known])
-    return int(classes[np.argmax([a[y == c].mean() for c in classes])])
+    means = np.array([a[y == c].mean() for c in classes])
+    return int(classes[np.argmax(np.where(np.isnan(means), -np.inf, means))])
 
 
 def topk_precision(top_labels: ArrayLike, preferred: int) -> float:

@@ -11,13 +11,18 @@ from torch import Tensor
 from experiments.metrics import activation, images
 from experiments.scoring.context import Row, Scoring, rows_for
 from experiments.scoring.registry import declare, metric
+from methods.base import nan_last
 from methods.gradient_ascent import Ascent
 
 
 @metric("activation_vs_exemplar", Ascent, "higher")
 def activation_vs_exemplar(s: Scoring, result: Ascent) -> list[Row]:
-    """Achieved activation over the unit's top natural activation."""
-    return rows_for(result, "activation_vs_exemplar", activation.activation_vs_exemplar(result.activation, s.natural))
+    """Achieved activation over the unit's top natural activation; undefined (NaN, labelled) where that top is <= 0."""
+    rows = rows_for(result, "activation_vs_exemplar", activation.activation_vs_exemplar(result.activation, s.natural))
+    for row, top in zip(rows, s.natural.reshape(len(s.natural), -1).max(0).values.tolist()):
+        if top <= 0:  # e.g. a pre-ReLU channel whose spatial mean is negative on every data image
+            row["status"] = f"degenerate: activation_vs_exemplar undefined (top natural activation {top:.3g} <= 0)"
+    return rows
 
 
 def image_statistic(name: str, statistic: Callable[[Tensor], float], s: Scoring, result: Ascent) -> list[Row]:
@@ -38,9 +43,16 @@ def diversity(s: Scoring, result: Ascent) -> list[Row]:
 
 @metric("robustness", Ascent, "higher")
 def robustness(s: Scoring, result: Ascent) -> list[Row]:
-    """How much of its activation each unit's first image keeps under small jitter, scaling and rotation."""
-    return rows_for(result, "robustness", [activation.robustness(s.scorer(unit_index=i), imgs[0], seed=s.opts.seed)
-                                           for i, imgs in enumerate(result.unit_images())])
+    """How much of its activation each unit's first image keeps under small jitter, scaling and rotation; undefined
+    (NaN, labelled) where the image's own activation is <= 0."""
+    rows = []
+    for i, (unit, imgs) in enumerate(zip(result.units, result.unit_images())):
+        score = s.scorer(unit_index=i)
+        row = {"unit": unit, "metric": "robustness", "value": activation.robustness(score, imgs[0], seed=s.opts.seed)}
+        if (clean := float(score(imgs[:1])[0])) <= 0:
+            row["status"] = f"degenerate: robustness undefined (activation of the image itself {clean:.3g} <= 0)"
+        rows.append(row)
+    return rows
 
 
 @metric("exemplar_similarity", Ascent, "higher", needs=("layer",))
@@ -48,7 +60,7 @@ def exemplar_similarity(s: Scoring, result: Ascent) -> list[Row]:
     """Similarity of the activation pattern below the target to that of the unit's top 9 natural exemplars."""
     feats = below_target(s)
     with torch.inference_mode():
-        top = s.natural.topk(min(9, len(s.natural)), dim=0).indices  # [9, U]
+        top = nan_last(s.natural).topk(min(9, len(s.natural)), dim=0).indices  # [9, U]
         values = [activation.exemplar_similarity(feats(imgs[:1].to(s.device))[0].cpu(),
                                                  feats(s.data.images[top[:, i]].to(s.device)).cpu())
                   for i, imgs in enumerate(result.unit_images())]

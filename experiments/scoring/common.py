@@ -66,7 +66,8 @@ def truth_window(s: Scoring, image: Tensor, truth: Tensor) -> Tensor:
         return padded[:, top + pad:bottom + pad, left + pad:right + pad]
     r, t = image.float().numpy(), truth.float().numpy()
     ncc = match_template(r.transpose(1, 2, 0), t.transpose(1, 2, 0))[..., 0]
-    top, left = np.unravel_index(np.nanargmax(ncc), ncc.shape)
+    ncc = np.where(np.isnan(ncc), -np.inf, ncc)  # NaN never matches best (an all-NaN image: the top-left window)
+    top, left = np.unravel_index(np.argmax(ncc), ncc.shape)
     return image[:, top:top + t.shape[1], left:left + t.shape[2]]
 
 
@@ -97,7 +98,13 @@ def mask_pairs(s: Scoring, result: OcclusionMaps) -> list[list[tuple[Tensor, Ten
 def agreement_rows(name: str, agree: Callable[[Tensor, Tensor], float],
                    pairs: Callable[[Scoring, Visualization], list], s: Scoring, result: Visualization) -> list[Row]:
     """Each unit's mean agreement of its results with their ground truth."""
-    return rows_for(result, name, [np.nanmean([agree(a, b) for a, b in unit]) for unit in pairs(s, result)])
+    return rows_for(result, name, [nan_mean([agree(a, b) for a, b in unit]) for unit in pairs(s, result)])
+
+
+def nan_mean(values: list[float]) -> float:
+    """The mean of the values that are not NaN (NaN, without a warning, when none is)."""
+    kept = [v for v in values if not np.isnan(v)]
+    return float(np.mean(kept)) if kept else float("nan")
 
 
 for _name, _fn in (("gt_corr", ground_truth.gt_corr), ("gt_ssim", ground_truth.gt_ssim)):

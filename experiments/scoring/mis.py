@@ -8,7 +8,7 @@ from torch import Tensor
 from experiments.metrics import mis
 from experiments.scoring.context import Row, Scoring
 from experiments.scoring.registry import metric
-from methods.base import read_out
+from methods.base import nan_last, read_out
 from methods.gradient_ascent import Ascent
 from methods.receptive_field import ReceptiveField, local_field
 from methods.top_patches import TopPatches
@@ -19,9 +19,9 @@ MIS_BATCH = 128
 def unit_peaks(s: Scoring, images: Tensor) -> tuple[Tensor, Tensor | None]:
     """Each target unit's peak on each image: scores [N, U] and layer-map positions [N, U, 2] (row, col).
 
-    Channel targets on a spatial map: the spatial max and where it is. Neuron targets: the value at the
-    target's position. Any other target (class, layer, direction kinds, or a layer without a spatial map):
-    the run's read-out and no positions (None).
+    Channel targets on a spatial map: the spatial max and where it is (NaN positions rank last). Neuron
+    targets: the value at the target's position. Any other target (class, layer, direction kinds, or a layer
+    without a spatial map): the run's read-out and no positions (None).
     """
     trunc = s.cut(s.target.layer)
     units = list(s.target.units)
@@ -39,7 +39,7 @@ def unit_peaks(s: Scoring, images: Tensor) -> tuple[Tensor, Tensor | None]:
                 flat = torch.full(maps.shape[:2], r * w + c)
                 values.append(maps[..., r * w + c])
             else:
-                top, flat = maps.max(2)
+                top, flat = nan_last(maps).max(2)
                 values.append(top)
             positions.append(torch.stack([flat // w, flat % w], -1))
     return torch.cat(values), torch.cat(positions) if positions else None
@@ -70,8 +70,12 @@ def mis_rows(s: Scoring, units: tuple[int, ...], explanations: list[Tensor], exc
     own_rf = mis_field(s, tuple(explanations[0].shape[-2:])) if rf is not None and crop else None
     rows = []
     for i, (unit, expl, exclude) in enumerate(zip(units, explanations, excludes)):
-        strong, weak = mis.pick_queries(values[:, i], s.settings.mis_tasks, exclude=np.asarray(exclude, dtype=int),
-                                        seed=s.opts.seed)
+        try:
+            strong, weak = mis.pick_queries(values[:, i], s.settings.mis_tasks, exclude=np.asarray(exclude, dtype=int),
+                                            seed=s.opts.seed)
+        except ValueError as err:  # e.g. a unit whose activations are all NaN: the other units are still scored
+            rows.append({"unit": unit, "metric": "mis_proxy", "value": float("nan"), "status": f"failed: {err}"})
+            continue
         queries = [s.data.images[strong], s.data.images[weak]]
         if rf is not None:
             queries = [mis.rf_crops(q, positions[idx, i], rf) for q, idx in zip(queries, (strong, weak))]

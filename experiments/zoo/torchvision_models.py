@@ -63,6 +63,12 @@ def load_pretrained(name: str, member: torchvision.models.WeightsEnum, weights: 
         raise ValueError(f"{what} does not fit {name}: {load_error(err)}; delete it, {fix}") from None
 
 
+def check_build_torchvision(name: str, weights: str | None = None) -> None:
+    """The name and weights tag, checked without building anything (experiments.builders.check_builder)."""
+    check_name(name)
+    resolve_weights(name, weights)
+
+
 def build_torchvision(name: str, weights: str | None = None) -> ModelSpec:
     """A torchvision model; pretrained weights load only from the local cache (never downloaded)."""
     check_name(name)

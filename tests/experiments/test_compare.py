@@ -14,11 +14,11 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from experiments.callbacks import AggregateSweep
-from experiments.compare import (compare_to_baseline, failures, format_table, incomplete_runs, load_results,
-                                 main, summarize, welch)
+from experiments.compare import (compare_to_baseline, degenerates, failures, format_notes, format_table,
+                                 incomplete_runs, load_results, main, summarize, welch)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_runs import FAILED_STATUS, METHODS, MODELS, gt_values, make_sweep  # noqa: E402
+from fake_runs import FAILED_STATUS, LAYER, METHODS, MODELS, _row, _write_run, gt_values, make_sweep  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -161,7 +161,9 @@ def test_cli_errors_are_one_line(sweep: Path, tmp_path: Path) -> None:
 
 def test_callback_writes_sweep_tables(tmp_path: Path) -> None:
     sweep = make_sweep(tmp_path / "sweep", pictures=False)
-    AggregateSweep(metrics=["gt_corr"]).on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    with pytest.raises(SystemExit) as stop:  # the sweep has a failed and an unfinished run: tables, then exit 1
+        AggregateSweep(metrics=["gt_corr"]).on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    assert stop.value.code == 1
     assert len(pd.read_parquet(sweep / "results.parquet")) == 35
     summary = (sweep / "summary.md").read_text()
     values = gt_values("alexnet", "gradient_ascent")
@@ -239,3 +241,30 @@ def test_metrics_carry_their_direction_and_each_rows_best_is_bold(df: pd.DataFra
     assert html.count("<b>") == 2 and "gt_corr ↑" in html
     latex = format_table(summarize(df, ["method"], ["model"], ["gt_corr"]), "latex")
     assert r"gt\_corr $\uparrow$" in latex and latex.count(r"\textbf{") == 2
+
+
+DEAD = "degenerate: dead unit (activation range 0 over 512 images)"
+
+
+def test_degenerate_rows_are_counted_per_cell_not_averaged(tmp_path: Path) -> None:
+    def row(metric: str, value: float, unit: int, status: str = "ok") -> dict:
+        return _row("d/0", "alexnet", "occlusion", 0, metric, value, LAYER, unit, status)
+
+    rows = [row("pointing_game", 0.5, 0), row("pointing_game", 0.7, 1), row("pointing_game", np.nan, 2, DEAD)]
+    rows += [row("mask_energy", np.nan, u, DEAD) for u in range(4)]
+    rows.append(row("sparseness", np.nan, 0))  # an ok NaN, as tables written before labelling have them
+    _write_run(tmp_path / "d" / "0", rows, done=True, pictures=False)
+    df = load_results([tmp_path / "d"])
+    assert df.loc[df["metric"] == "sparseness", "status"].item() == "degenerate: sparseness is not a number"
+    summary = summarize(df, ["method"], ["model"])
+    assert summary["n"].loc[("occlusion", "pointing_game"), "alexnet"] == 2
+    assert summary["degenerate"].loc[("occlusion", "pointing_game"), "alexnet"] == 1
+    text = format_table(summary, "markdown")
+    half = t_half_width(np.array([0.5, 0.7]))
+    assert f"0.6 ± {half:.4g} (n=2, 1 degenerate)" in text
+    assert "— (0 ok, 4 degenerate)" in text and "— (0 ok, 1 degenerate)" in text
+    assert failures(df).empty and len(degenerates(df)) == 5  # one per unit and status: units 0-3 DEAD, 1 not a number
+    notes = format_notes(df, [])
+    assert "Failed rows" not in notes and "Degenerate rows (5)" in notes and DEAD in notes
+    assert format_table(summarize(df, ["method"], ["model"], ["mask_energy"]), "csv").count("\n") == 2
+    assert "(n=2/2, 1 degenerate)" in format_table(compare_to_baseline(df, df, ["method"], ["model"]), "markdown")

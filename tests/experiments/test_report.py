@@ -15,7 +15,7 @@ from PIL import Image
 from experiments.report import main, natural_key, write_report
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_runs import FAILED_STATUS, LAYER, gt_corr, make_sweep  # noqa: E402
+from fake_runs import FAILED_STATUS, LAYER, _row, _write_run, gt_corr, make_sweep  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -55,6 +55,18 @@ def test_summary_failed_and_incomplete_are_shown(sweep: Path) -> None:
     assert "model=resnet18" in page and "(n=6)" in page
     assert FAILED_STATUS in page and "Failed rows (1)" in page
     assert "Incomplete runs (1" in page and "incomplete: no DONE" in page
+
+
+def test_degenerate_values_are_greyed_with_their_reason(tmp_path: Path) -> None:
+    sweep = make_sweep(tmp_path / "sweep")
+    dead = "degenerate: dead unit (activation range 0 over 512 images)"
+    rows = [_row("sweep/10", "alexnet", "occlusion", 0, "pointing_game", v, LAYER, u, status)
+            for u, v, status in ((0, 0.5, "ok"), (1, np.nan, dead))]
+    _write_run(sweep / "10", rows, done=True, pictures=True)
+    page = write_report(sweep).read_text()
+    assert f'<li class="degenerate">pointing_game ↑: {dead}</li>' in page
+    assert "Degenerate rows (1)" in page and "(n=1, 1 degenerate)" in page
+    assert "Failed rows (1)" in page  # the failed run of the sweep, listed as before
 
 
 def test_page_is_self_contained(sweep: Path) -> None:

@@ -153,3 +153,14 @@ def test_config_params_are_keyword_arguments() -> None:
     assert cfg["name"] == "top_patches" and cfg["preset"] == "default"
     kwargs = {k for k, p in inspect.signature(top_patches.visualize).parameters.items() if p.kind is p.KEYWORD_ONLY}
     assert set(cfg["params"]) <= kwargs
+
+
+@pytest.mark.parametrize("mode,per_image", [("max", 1), ("location", 2)])
+def test_nan_activations_rank_last(data: Tensor, mode: str, per_image: int) -> None:
+    data = data.clone()
+    data[4] = float("nan")  # every activation of image 4 is NaN; torch.topk would rank it first
+    vis = top_patches.visualize(small_net(), data, Target("conv2", UNITS), k=5, mode=mode, per_image=per_image, batch_size=4)
+    assert 4 not in vis.indices.tolist()[0] and torch.isfinite(vis.activations).all()
+    clean = top_patches.visualize(small_net(), data[torch.arange(13) != 4], Target("conv2", UNITS), k=5, mode=mode,
+                                  per_image=per_image)
+    torch.testing.assert_close(vis.activations, clean.activations)

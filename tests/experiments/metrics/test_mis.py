@@ -96,3 +96,13 @@ def test_hue_of_grey_pixels_does_not_count():
     bluish[:, 2] += 0.01
     a, b = mis.default_embed(tinted), mis.default_embed(bluish)
     assert np.allclose(a, b, atol=0.05)  # unweighted, their hue histograms fill different bins
+
+
+def test_pick_queries_never_draws_an_image_whose_activation_is_nan():
+    acts = np.arange(100.0)
+    acts[[95, 3]] = np.nan  # np.argsort puts NaN last, among the weakest: it must be in neither pool
+    strong, weak = mis.pick_queries(acts, 50, fraction=0.1, seed=0)
+    assert not {95, 3} & (set(strong) | set(weak))
+    assert set(strong) == set(range(90, 100)) - {95} and set(weak) == set(range(10)) - {3}  # pools of int(0.1 * 98) = 9
+    with pytest.raises(ValueError, match="too few"):
+        mis.pick_queries(np.full(10, np.nan), 5)

@@ -90,3 +90,13 @@ def test_pointing_game_tolerance_grows_the_mask():
     assert occlusion.pointing_game(m, mask) == 0.0
     assert occlusion.pointing_game(m, mask, tolerance=2) == 1.0
     assert occlusion.pointing_game(m, mask, tolerance=1) == 0.0
+
+
+def test_nan_pixels_rank_last():
+    mask = _perfect().bool()
+    m = torch.zeros(32, 32)
+    m[10, 6], m[0, 0] = 1.0, float("nan")  # torch and numpy would put the NaN first
+    assert occlusion.pointing_game(m, mask) == 1.0
+    assert np.isnan(occlusion.pointing_game(torch.full((32, 32), float("nan")), mask))
+    order = occlusion._order(m, (32, 32))
+    assert order[0] == 10 * 32 + 6 and order[-1] == 0

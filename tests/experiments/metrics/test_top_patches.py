@@ -17,6 +17,7 @@ def test_preferred_class_precision_and_entropy():
     labels = np.array([0, 0, 1, 1, 2, 2, -1])
     acts = np.array([1.0, 1.0, 5.0, 3.0, 0.0, 9.0, 100.0])  # class means 1, 4, 4.5; the unknown label is ignored
     assert tp.preferred_class(acts, labels) == 2
+    assert tp.preferred_class(np.where(labels == 2, np.nan, acts), labels) == 1  # a NaN class mean ranks last
     assert tp.topk_precision([2, 2, 1, 2], 2) == 0.75
     assert tp.label_entropy([3, 3, 3]) == 0.0
     assert tp.label_entropy([0, 1, 2, 3, -1]) == pytest.approx(math.log(4))
