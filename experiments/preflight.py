@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
 
 from hydra import compose, initialize_config_module
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -15,10 +16,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from experiments.config import register
+from experiments.runfolder import computing, refuse_other_config
 from experiments.validate import check_run, unknown_key
 from methods.base import invalid_choice
 
@@ -38,11 +40,13 @@ def preflight(argv: Sequence[str]) -> None:
     if any(getattr(args, flag, None) for flag in SKIPPED_FLAGS):
         return
     try:
-        for job, cfg in job_configs(args.overrides, args.multirun, args.config_name or "config"):
+        for job in job_configs(args.overrides, args.multirun, args.config_name or "config"):
             try:
-                check_run(cfg)
+                check_run(job.cfg)
+                if job.folder is not None:
+                    refuse_other_config(job.folder, computing(job.overrides))
             except Exception as err:  # noqa: BLE001 - any check failing is bad input
-                raise ValueError(f"{message(err)}{f' (sweep job {job})' if job else ''}") from None
+                raise ValueError(f"{message(err)}{f' (sweep job {job.label})' if job.label else ''}") from None
     except Exception as err:  # noqa: BLE001 - Hydra's composition errors are many types, all bad input
         print(f"error: {message(err)}", file=sys.stderr)
         sys.exit(1)
@@ -53,8 +57,17 @@ def is_hydra(override: str) -> bool:
     return override.lstrip("+~").startswith(("hydra.", "hydra/"))
 
 
-def job_configs(overrides: list[str], multirun: bool, config_name: str) -> list[tuple[str, DictConfig]]:
-    """(job label, composed config) for each job the command line makes: one for a run, the product for a sweep."""
+class Job(NamedTuple):
+    """One job the command line makes: its overrides, composed config and run folder (None: not known yet)."""
+
+    label: str  # '' for a single run
+    overrides: list[str]
+    cfg: DictConfig
+    folder: Path | None
+
+
+def job_configs(overrides: list[str], multirun: bool, config_name: str) -> list[Job]:
+    """Each job the command line makes: one for a run, the product for a sweep (composed as Hydra will)."""
     register()
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(overrides)
@@ -66,7 +79,7 @@ def job_configs(overrides: list[str], multirun: bool, config_name: str) -> list[
 
 
 def composed_jobs(parser: OverridesParser, parsed: list[Override], overrides: list[str], multirun: bool,
-                  config_name: str) -> list[tuple[str, DictConfig]]:
+                  config_name: str) -> list[Job]:
     """job_configs inside an initialized Hydra."""
     sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
@@ -75,29 +88,43 @@ def composed_jobs(parser: OverridesParser, parsed: list[Override], overrides: li
         if sweeps:
             raise ValueError(f"override {sweeps[0]} lists several values: add -m to sweep over them, or write "
                              f"a list as key=[a,b]")
-        return [("", base)]
+        return [Job("", [o for o in overrides if not is_hydra(o)], base, folder_of(base, None))]
     if not base.hydra.sweeper._target_.endswith("BasicSweeper"):
-        return [("", base)]
+        return [Job("", [], base, None)]
     hydra_overrides = [o for o in overrides if is_hydra(o)]
     params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
     task = parser.parse_overrides(params + [o for o in overrides if not is_hydra(o)])
-    jobs = covering(BasicSweeper.split_arguments(task, None)[0])
-    return [(" ".join(job), compose(config_name, overrides=hydra_overrides + job, return_hydra_config=True))
-            for job in jobs]
+    jobs = BasicSweeper.split_arguments(task, None)[0]
+    chosen = covering(jobs)
+    composed = [(i, compose(config_name, overrides=hydra_overrides + jobs[i], return_hydra_config=True)) for i in chosen]
+    return [Job(" ".join(jobs[i]), jobs[i], cfg, folder_of(cfg, i)) for i, cfg in composed]
 
 
-def covering(jobs: list[list[str]], limit: int = ALL_JOBS_UP_TO) -> list[list[str]]:
-    """All jobs up to `limit` (composing one takes ~0.1 s); beyond, jobs until every override value appears in
-    one (each job still checks its own config when it starts)."""
+def covering(jobs: list[list[str]], limit: int = ALL_JOBS_UP_TO) -> list[int]:
+    """Indices of the jobs to check: all up to `limit` (composing one takes ~0.1 s); beyond, jobs until every
+    override value appears in one (each job still checks its own config when it starts)."""
     if len(jobs) <= limit:
-        return jobs
+        return list(range(len(jobs)))
     chosen, seen = [], set()
-    for job in jobs:
+    for i, job in enumerate(jobs):
         if not set(job) <= seen:
-            chosen.append(job)
+            chosen.append(i)
             seen.update(job)
     print(f"preflight: checked {len(chosen)} of the sweep's {len(jobs)} job configs, covering every override value")
     return chosen
+
+
+def folder_of(cfg: DictConfig, job: int | None) -> Path | None:
+    """The run folder Hydra will give a single run (job None) or sweep job `job` (None where it cannot be known
+    before Hydra runs, e.g. a subdir other than the job number)."""
+    try:
+        if job is None:
+            return Path(cfg.hydra.run.dir)
+        if OmegaConf.to_container(cfg.hydra.sweep, resolve=False)["subdir"] != "${hydra.job.num}":
+            return None
+        return Path(cfg.hydra.sweep.dir) / str(job)
+    except Exception:  # noqa: BLE001 - an interpolation only Hydra's runtime can resolve
+        return None
 
 
 def group_options(loader: Any, group: str) -> list[str]:

@@ -27,18 +27,37 @@ def run_id(out: Path) -> str:
         return str(out)
 
 
-IGNORED_ON_RESUME = ("resume", "progress")  # overrides that do not change what a run computes
+IGNORED = ("resume", "progress")  # overrides that do not change what a run computes
+RECORD = "vizbench_overrides.json"  # the overrides that made a run folder (Hydra rewrites .hydra/ on every run)
 
 
 class FolderRefused(ValueError):
-    """The run folder belongs to another config (resume) or another sweep: nothing is written into it."""
+    """The run folder belongs to another config, or another sweep writes into it: nothing is written into it."""
+
+
+def computing(overrides: Iterable[str]) -> list[str]:
+    """The overrides that change what a run computes (all but resume and progress)."""
+    return [o for o in overrides if o.lstrip("+~").partition("=")[0] not in IGNORED]
 
 
 def job_overrides() -> list[str]:
-    """This job's Hydra overrides that change what it computes (all but resume and progress)."""
-    if not HydraConfig.initialized():
-        return []
-    return [o for o in HydraConfig.get().overrides.task if o.lstrip("+~").partition("=")[0] not in IGNORED_ON_RESUME]
+    """This job's Hydra overrides that change what it computes."""
+    return computing(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def refuse_other_config(path: Path, overrides: list[str]) -> None:
+    """One line if the folder at `path` was made with other overrides: a folder holds one config's results
+    (a rerun or resume with the same overrides replaces or completes them)."""
+    record = path / RECORD
+    if not record.exists():
+        return
+    before = json.loads(record.read_text(encoding="utf-8"))
+    if sorted(before) != sorted(overrides):
+        changed = sorted(set(before) ^ set(overrides))
+        raise FolderRefused(
+            f"{path} holds the results of another config (overrides [{' '.join(before)}], not "
+            f"[{' '.join(overrides)}]; differ: {' '.join(changed)}); rerun or resume=true with the same overrides, "
+            "or choose another folder (hydra.run.dir / hydra.sweep.dir) or delete it")
 
 
 def overrides_columns() -> dict[str, str]:
@@ -64,25 +83,11 @@ class RunFolder:
         self.rows: list[dict[str, Any]] = []
         self.overrides = job_overrides()
 
-    @property
-    def record(self) -> Path:
-        """Where the folder keeps the overrides that made it (Hydra rewrites .hydra/overrides.yaml each run)."""
-        return self.path / "vizbench_overrides.json"
-
     def resumed(self, resume: bool) -> pd.DataFrame | None:
-        """With resume: the table of a finished earlier run to reuse (None: run again); a folder made with other
-        overrides is refused in one line, before anything is written into it."""
-        if not resume:
-            return None
-        if self.record.exists():
-            before = json.loads(self.record.read_text(encoding="utf-8"))
-            if before != self.overrides:
-                changed = sorted(set(before) ^ set(self.overrides))
-                raise FolderRefused(
-                    f"resume=true: {self.path} was made with overrides [{' '.join(before)}], not "
-                    f"[{' '.join(self.overrides)}] (differ: {' '.join(changed) or 'order'}); resume with the same "
-                    f"overrides, or write to a new folder")
-        return self.previous() if self.done else None
+        """With resume: the table of a finished earlier run to reuse (None: run). A folder made with other
+        overrides is refused in one line, resume or not, before anything is written into it."""
+        refuse_other_config(self.path, self.overrides)
+        return self.previous() if resume and self.done else None
 
     @property
     def done(self) -> bool:
@@ -97,7 +102,7 @@ class RunFolder:
     def _record(self) -> None:
         """Write the overrides that made this folder (what a later resume compares with)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self.record.write_text(json.dumps(self.overrides), encoding="utf-8")
+        (self.path / RECORD).write_text(json.dumps(self.overrides), encoding="utf-8")
 
     def add(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append rows and rewrite metrics.csv, so a killed run keeps every finished item."""

@@ -59,6 +59,12 @@ def check_config(cfg: Any) -> Target:
     direction = numbers(cfg.direction, "target.direction", float)
     if cfg.kind == "direction" and not direction:
         raise ValueError("target.kind=direction needs target.direction=[...] (one weight per channel of target.layer)")
+    for key, value, kind in (("position", position, "neuron"), ("direction", direction, "direction")):
+        if value is not None and cfg.kind != kind:
+            raise ValueError(f"target.{key}={list(value)} applies to target.kind={kind}, not {cfg.kind}")
+    if cfg.units is not None and not cfg.layer and cfg.kind != "class":
+        raise ValueError(f"target.units={plain(cfg.units)!r} needs target.layer (without it the model's default targets "
+                         "are used, each with its own units)")
     return Target(layer="", units=(), kind=cfg.kind, position=position, direction=direction)
 
 

@@ -73,6 +73,8 @@ CASES = {
                   "target.position=[500,500]"], "target.position"),
     "units_abc": (["target.layer=conv1", "target.units=abc"], "target.units"),
     "unit_range": (["target.layer=conv1", "target.units=[99]"], "99"),
+    "units_without_layer": (["target.units=[0,1]"], "target.layer"),
+    "position_not_neuron": (["method=top_patches", "target.layer=conv2", "target.position=[1,1]"], "target.kind=neuron"),
     "layer": (["target.layer=nope"], "'nope'"),
     "direction": (["method=gradient_ascent/quick", "target.layer=conv2", "target.kind=direction",
                    "target.direction=[1,2]"], "target.direction"),

@@ -46,9 +46,25 @@ def test_resume_refuses_a_folder_made_with_other_overrides(tmp_path: Path, monke
     capfd.readouterr()
     assert cli([*argv, "seed=1", "resume=true"], monkeypatch) == 1
     err = capfd.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "resume=true" in err[0] and "seed=0" in err[0] and "seed=1" in err[0]
+    assert len(err) == 1 and "another config" in err[0] and "seed=0" in err[0] and "seed=1" in err[0]
     assert (tmp_path / "metrics.csv").read_bytes() == before  # the other run's table is untouched
+    hydra_record = (tmp_path / ".hydra" / "overrides.yaml").read_text()
+    assert cli([*argv, "seed=1"], monkeypatch) == 1  # nor does a plain rerun with other overrides replace it
+    assert (tmp_path / ".hydra" / "overrides.yaml").read_text() == hydra_record  # refused before Hydra wrote there
+    assert "seed=0" in hydra_record
     assert cli([*argv, "seed=0", "resume=true"], monkeypatch) == 0  # the same overrides resume (nothing to do)
+
+
+def test_a_job_refuses_a_folder_of_another_config_even_when_preflight_cannot_know_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
+    argv = ["hydra.mode=RUN", f"hydra.run.dir={tmp_path}", *SMALL]
+    assert cli([*argv, "seed=0"], monkeypatch) == 0
+    monkeypatch.setattr("experiments.preflight.folder_of", lambda cfg, job: None)
+    capfd.readouterr()
+    assert cli([*argv, "seed=1", "resume=true"], monkeypatch) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another config" in err[0]
+    assert set(pd.read_csv(tmp_path / "metrics.csv")["seed"]) == {0}
 
 
 def test_a_second_sweep_into_a_locked_folder_stops_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
