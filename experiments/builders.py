@@ -73,6 +73,12 @@ def check_builder(group: str, cfg: Any, fallback: str) -> None:
         check(**arguments(group, path, check, cfg, {}))
 
 
+def takes(group: str, cfg: Any, fallback: str) -> list[str]:
+    """The config fields the config's builder takes (not what the run supplies, e.g. a data source's size)."""
+    fn = locate(group, target_path(group, cfg, fallback))
+    return [name for name, p in inspect.signature(fn).parameters.items() if p.kind in NAMED and name in cfg.keys()]
+
+
 def arguments(group: str, path: str, fn: Callable[..., Any], cfg: Any, extra: dict[str, Any]) -> dict[str, Any]:
     """The config fields `fn`'s parameters name, plus `extra`; one line naming the missing required ones."""
     params = inspect.signature(fn).parameters

@@ -110,7 +110,9 @@ def register() -> None:
 
     `method.params` is left open, so a misspelled param reaches the method's own check (one line naming the
     valid ones) instead of Hydra's "not in struct" error: each method's schema is the one that knows its keys.
+    `model.targets` is open too: its keys are layer names, checked against the model once it is built.
     """
     schema = OmegaConf.structured(VizbenchConf)
     OmegaConf.set_struct(schema.method.params, False)
+    OmegaConf.set_struct(schema.model.targets, False)  # layer names are the model's: checked against it
     ConfigStore.instance().store(name="vizbench_schema", node=schema)

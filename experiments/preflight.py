@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -21,7 +23,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from experiments.config import register
 from experiments.runfolder import computing, refuse_other_config
-from experiments.validate import check_run, unknown_key
+from experiments.validate import check_run, unknown_key, unused_overrides
 from methods.base import invalid_choice
 
 SKIPPED_FLAGS = ("help", "hydra_help", "version", "cfg", "info", "shell_completion", "experimental_rerun",
@@ -43,7 +45,9 @@ def preflight(argv: Sequence[str]) -> None:
         for job in job_configs(args.overrides, args.multirun, args.config_name or "config"):
             try:
                 check_run(job.cfg)
+                unused_overrides(job.cfg, job.overrides)
                 if job.folder is not None:
+                    check_writable(job.folder)
                     refuse_other_config(job.folder, computing(job.overrides))
             except Exception as err:  # noqa: BLE001 - any check failing is bad input
                 raise ValueError(f"{message(err)}{f' (sweep job {job.label})' if job.label else ''}") from None
@@ -112,6 +116,20 @@ def covering(jobs: list[list[str]], limit: int = ALL_JOBS_UP_TO) -> list[int]:
             seen.update(job)
     print(f"preflight: checked {len(chosen)} of the sweep's {len(jobs)} job configs, covering every override value")
     return chosen
+
+
+def check_writable(folder: Path) -> None:
+    """One line if a run folder cannot be made there (a file in the way, a read-only or missing mount)."""
+    parent = folder
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"run folder {folder} cannot be made: {parent} is a file (set hydra.run.dir / hydra.sweep.dir)")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".vizbench-check-"))
+    except OSError as err:
+        raise ValueError(f"run folder {folder} cannot be made: {parent}: {err.strerror} (set hydra.run.dir / "
+                         "hydra.sweep.dir)") from None
 
 
 def folder_of(cfg: DictConfig, job: int | None) -> Path | None:

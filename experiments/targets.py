@@ -93,11 +93,9 @@ def probe(spec: ModelSpec, layer: str) -> tuple[int, ...]:
 
 
 def check_position(position: tuple[int, int] | None, shape: tuple[int, ...], layer: str) -> None:
-    """Raise one line if target.position is outside `layer`'s map (or the layer has no map)."""
+    """Raise one line if target.position is outside `layer`'s [C, H, W] map."""
     if position is None:
         return
-    if len(shape) != 3:
-        raise ValueError(f"target.position={list(position)} needs a layer with a 2-D map; {layer!r} outputs {list(shape)}")
     h, w = shape[1:]
     if not (0 <= position[0] < h and 0 <= position[1] < w):
         raise ValueError(f"target.position={list(position)} is outside layer {layer!r}'s {h}x{w} map "
@@ -128,6 +126,8 @@ def layer_target(spec: ModelSpec, layer: str, units: Any, keys: tuple[str, str],
     except ValueError as err:
         raise ValueError(f"{keys[1]}={list(chosen)}: {err}") from None
     if proto.kind == "neuron":
+        if len(shape) != 3:
+            raise ValueError(f"target.kind=neuron needs a layer with a 2-D map; {layer!r} outputs {list(shape)} per image")
         check_position(proto.position, shape, layer)
     if proto.kind == "direction" and len(proto.direction) != n_channels:
         raise ValueError(f"target.direction has {len(proto.direction)} values but layer {layer!r} has {n_channels} channels")

@@ -7,7 +7,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.adapters import Method, get_method
-from experiments.builders import check_builder
+from experiments.builders import check_builder, takes
 from experiments.config import VizbenchConf
 from experiments.devices import check_amp, resolve_device
 from experiments.metrics.sanity import MODES as RANDOMIZATION_MODES
@@ -15,6 +15,8 @@ from experiments.scoring import metric_names
 from methods.base import invalid_choice, one_line
 
 OPEN = ("method.params", "model.targets", "speed.cases")  # dicts whose keys the method or the model defines
+BUILT = {"model": ("source", ("_target_", "source", "name", "targets")), "data": ("name", ("_target_", "name"))}
+# group: (the field naming its option, the fields every run reads whatever the builder)
 
 
 def unknown_keys(cfg: DictConfig, schema: Any = None, prefix: str = "") -> None:
@@ -56,6 +58,17 @@ def check_metrics(metrics: DictConfig) -> None:
         raise ValueError(f"metrics.auc_steps={metrics.auc_steps} must be >= 2")
 
 
+def check_speed(speed: DictConfig) -> None:
+    """The speed experiment's counts and scales are in range."""
+    bounds = {"repeats": (speed.repeats, 1), "warmup": (speed.warmup, 0), "threads": (speed.threads or 1, 1)}
+    for key, (value, low) in bounds.items():
+        if value < low:
+            raise ValueError(f"speed.{key}={value} must be >= {low}")
+    for key in ("budget_s", "scale"):
+        if not speed[key] > 0:
+            raise ValueError(f"speed.{key}={speed[key]} must be > 0")
+
+
 def check_runner(runner: str) -> None:
     """The runner names an importable function."""
     module, _, name = runner.rpartition(".")
@@ -66,6 +79,20 @@ def check_runner(runner: str) -> None:
                          f"{VizbenchConf.runner}") from None
     if not callable(fn):
         raise ValueError(f"runner={runner!r} is a {type(fn).__name__}, not a function")
+
+
+def unused_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """A model.* or data.* override the builder does not take would change nothing: refused, naming what it takes
+    (e.g. model.input_size for torchvision models, which bring their own)."""
+    for override in overrides:
+        group, _, field = override.lstrip("+~").partition("=")[0].partition(".")
+        if group not in BUILT or not field or "." in field:
+            continue
+        option, generic = BUILT[group]
+        used = takes(group, cfg[group], option)
+        if field not in used and field not in generic:
+            raise ValueError(f"{group}.{field} is not used by {group}={cfg[group][option]} (its builder takes "
+                             f"{', '.join(f'{group}.{u}' for u in used) or 'no fields'}): the override would change nothing")
 
 
 def check_run(cfg: DictConfig) -> Method:
@@ -80,4 +107,5 @@ def check_run(cfg: DictConfig) -> Method:
     check_builder("model", cfg.model, "source")
     check_builder("data", cfg.data, "name")
     check_metrics(cfg.metrics)
+    check_speed(cfg.speed)
     return method

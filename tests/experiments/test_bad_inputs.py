@@ -16,7 +16,7 @@ from tests.conftest import make_tiny_cnn
 
 QUICK = ["hydra.mode=RUN", "progress=false", "metrics=none", "data.n=16"]
 CUSTOM = ["model=custom", "model.factory=tests.conftest.make_tiny_cnn", "model.input_size=32"]
-TORCHVISION = ["model=torchvision", "model.name=resnet18", "model.input_size=64"]
+TORCHVISION = ["model=torchvision", "model.name=resnet18"]
 
 
 def raising_factory() -> torch.nn.Module:
@@ -116,6 +116,11 @@ CASES = {
     "missing_root": (["data=image_folder", "data.root={missing}"], "does_not_exist.pt"),
     "empty_root": (["data=image_folder", "data.root={empty_folder}"], "empty"),
     "data_n": (["data.n=0"], "data.n"),
+    "model_targets": (["model.targets={{conv1:[99]}}"], "model.targets.conv1=[99]"),
+    "neuron_without_map": (["method=occlusion", "target.layer=fc", "target.kind=neuron"], "'fc'"),
+    "prob_not_class": (["method=occlusion", "method.params.output=prob"], "method.params.output=prob"),
+    "speed_repeats": (["experiment=speed", "speed.repeats=0"], "speed.repeats=0"),
+    "unused_field": (["model=torchvision", "model.input_size=64"], "model.input_size is not used by model=torchvision"),
 }
 
 
@@ -174,3 +179,12 @@ def test_an_unreadable_image_is_skipped_with_a_warning_and_counted(tmp_path: Pat
     assert "images_skipped" in table
     log = (out / "run.log").read_text()
     assert "notes.jpg" in log and "truncated.jpg" in log
+
+
+def test_a_run_folder_that_cannot_be_made_stops_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capfd: pytest.CaptureFixture) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    code = cli([*QUICK, f"hydra.run.dir={blocker / 'run'}"], monkeypatch)
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "a_file is a file" in lines[0]

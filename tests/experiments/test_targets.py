@@ -97,7 +97,9 @@ def test_position_of_wrong_length_is_caught_before_any_model_work() -> None:
 
 
 def test_position_on_a_layer_without_a_map() -> None:
-    assert error(layer="fc", units=[0], kind="neuron", position=[0, 0]).endswith("'fc' outputs [5]")
+    assert error(layer="fc", units=[0], kind="neuron", position=[0, 0]) == \
+        "target.kind=neuron needs a layer with a 2-D map; 'fc' outputs [5] per image"
+    assert error(layer="fc", units=[0], kind="neuron").endswith("'fc' outputs [5] per image")  # the centre neither
 
 
 def test_direction_length_must_match_channels() -> None:
