@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from hydra.experimental.callback import Callback
 import pandas as pd
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from experiments import tables

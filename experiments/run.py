@@ -25,9 +25,9 @@ from experiments.devices import device_label, resolve_device
 from experiments.preflight import preflight
 from experiments.runfolder import FolderRefused, RunFolder, run_id
 from experiments.scoring import Scoring, label, score, unit_reasons
-from experiments.validate import check_run
 from experiments.targets import resolve_targets
 from experiments.timing import measure, speed_rows, with_oom_retry
+from experiments.validate import check_run
 from experiments.zoo import build_model
 from experiments.zoo.spec import ModelSpec
 from methods.base import Target, Visualization, one_line
