@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats  # a dependency of scikit-image, so always present
 
+from experiments.tables import mark_unearned
 from methods.base import invalid_choice
 
 FORMATS = ("markdown", "csv", "latex", "html")
@@ -70,9 +71,7 @@ def load_results(paths: Sequence[str | Path]) -> pd.DataFrame:
         csvs.update((csv.resolve(), csv) for csv in found if csv.resolve() not in csvs)
     df = pd.concat([_read_metrics(csv) for csv in csvs.values()], ignore_index=True)
     df["value"] = pd.to_numeric(df["value"], errors="coerce")
-    unearned = (df["status"] == "ok") & ~np.isfinite(df["value"])
-    df.loc[unearned, "status"] = "degenerate: " + df.loc[unearned, "metric"].astype(str) + " is not a number"
-    return df
+    return mark_unearned(df)
 
 
 def is_degenerate(status: pd.Series) -> pd.Series:

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -24,11 +25,23 @@ def to_frame(rows: Iterable[dict[str, Any]], context: dict[str, Any]) -> pd.Data
         if col not in df:
             df[col] = None
     df["status"] = df["status"].fillna("ok")
-    unearned = (df["status"] == "ok") & ~pd.to_numeric(df["value"], errors="coerce").map(math.isfinite)
-    df.loc[unearned, "status"] = "degenerate: not a number"
+    mark_unearned(df)
     df["unit"] = df["unit"].astype("Int64")
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[COLUMNS + extra]
+
+
+def not_a_number(metric: str) -> str:
+    """The status of an ok row whose value is not a finite number, with no more specific reason known."""
+    return f"degenerate: {metric} is not a number"
+
+
+def mark_unearned(df: pd.DataFrame) -> pd.DataFrame:
+    """Give every ok row whose value is not a finite number the not_a_number status (in place; returns df)."""
+    values = pd.to_numeric(df["value"], errors="coerce").astype(float)
+    unearned = (df["status"] == "ok") & ~np.isfinite(values)
+    df.loc[unearned, "status"] = [not_a_number(m) for m in df.loc[unearned, "metric"]]
+    return df
 
 
 def failed(df: pd.DataFrame) -> pd.DataFrame:

@@ -96,8 +96,8 @@ def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[s
     """A target kind occlusion reads, and a window no larger than the images."""
     if target.kind not in occlusion.KINDS:
         raise invalid_choice("target.kind for occlusion", target.kind, occlusion.KINDS)
-    defaults = {k: default for k, (_, default) in signature_schema(occlusion.visualize).items()}
-    window, output = params.get("window", defaults["window"]), params.get("output", defaults["output"])
+    params = {**METHOD.defaults(), **params}
+    window, output = params["window"], params["output"]
     if output == "prob" and target.kind != "class":
         raise ValueError(f"method.params.output=prob needs target.kind=class; the target is a {target.kind}")
     side = min(data.images.shape[-2:])

@@ -1,6 +1,7 @@
 """Gradient-ascent metrics: naturalness, robustness and faithfulness of feature visualizations."""
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Callable
 
@@ -49,7 +50,7 @@ def robustness(s: Scoring, result: Ascent) -> list[Row]:
     for i, (unit, imgs) in enumerate(zip(result.units, result.unit_images())):
         score = s.scorer(unit_index=i)
         row = {"unit": unit, "metric": "robustness", "value": activation.robustness(score, imgs[0], seed=s.opts.seed)}
-        if (clean := float(score(imgs[:1])[0])) <= 0:
+        if math.isnan(row["value"]) and (clean := float(score(imgs[:1])[0])) <= 0:
             row["status"] = f"degenerate: robustness undefined (activation of the image itself {clean:.3g} <= 0)"
         rows.append(row)
     return rows

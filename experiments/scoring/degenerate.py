@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from experiments.scoring.context import Row, Scoring
+from experiments.tables import not_a_number
 from methods.base import Visualization, one_line
 from methods.gradient_ascent import Ascent
 from methods.occlusion import OcclusionMaps
@@ -113,11 +114,6 @@ def flat(x: Tensor) -> bool:
     """Whether `x` is constant: its range is at most DEAD_ATOL + DEAD_RTOL x its largest |value|."""
     x = x.float()
     return x.numel() > 0 and float(x.max() - x.min()) <= DEAD_ATOL + DEAD_RTOL * float(x.abs().max())
-
-
-def not_a_number(metric: str) -> str:
-    """The status of an ok row whose value is not a finite number, with no more specific reason known."""
-    return f"degenerate: {metric} is not a number"
 
 
 def finite(value: object) -> bool:
