@@ -164,8 +164,9 @@ def fail_run(cfg: DictConfig, err: Exception) -> None:
     logs = log_traceback(err)
     if not isinstance(err, FolderRefused):
         try:
-            RunFolder(cfg, context_columns(cfg)).add(
-                [{"metric": "error", "value": float("nan"), "status": f"failed: {one_line(err)}"}])
+            folder = RunFolder(cfg, context_columns(cfg))
+            folder.start()
+            folder.add([{"metric": "error", "value": float("nan"), "status": f"failed: {one_line(err)}"}])
         except Exception as write_err:  # noqa: BLE001 - the original error is the one to report
             log_traceback(write_err)
     say_error(one_line(err), logs)

@@ -95,19 +95,15 @@ class RunFolder:
         return (self.path / "DONE").exists()
 
     def start(self) -> None:
-        """Mark the folder as not finished (a rerun replaces what was there) and record its overrides."""
-        (self.path / "DONE").unlink(missing_ok=True)
-        self._record()
-
-    def _record(self) -> None:
-        """Write the overrides that made this folder (what a later resume compares with)."""
+        """Mark the folder as not finished (a rerun replaces what was there) and record the overrides that made
+        it (what a later run into it compares with)."""
         self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "DONE").unlink(missing_ok=True)
         (self.path / RECORD).write_text(json.dumps(self.overrides), encoding="utf-8")
 
     def add(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append rows and rewrite metrics.csv, so a killed run keeps every finished item."""
         self.rows += list(rows)
-        self._record()
         tables.write_csv_atomic(self.frame(), self.path / "metrics.csv")
 
     def frame(self) -> pd.DataFrame:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from experiments import run as run_module
+from tests.conftest import make_tiny_cnn
 from tests.experiments.test_bad_inputs import cli
 
 SMALL = ["progress=false", "metrics=none", "data.n=16", "method=raw_weights"]
@@ -87,3 +89,17 @@ def test_a_dead_sweeps_lock_is_taken_over_and_released(tmp_path: Path, monkeypat
     (tmp_path / ".sweep.lock").write_text(f"{dead.pid} {socket.gethostname()}\n")
     assert cli(["-m", f"hydra.sweep.dir={tmp_path}", "model=planted", "seed=0,1", *SMALL], monkeypatch) == 0
     assert len(list(tmp_path.glob("*/DONE"))) == 2 and not (tmp_path / ".sweep.lock").exists()
+
+
+def test_a_rerun_that_cannot_start_leaves_no_done_so_resume_retries_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capfd: pytest.CaptureFixture) -> None:
+    checkpoint = tmp_path / "weights.pt"
+    torch.save(make_tiny_cnn().state_dict(), checkpoint)
+    out = tmp_path / "run"
+    argv = ["hydra.mode=RUN", f"hydra.run.dir={out}", *SMALL, "model=custom", "model.input_size=32",
+            "model.factory=tests.conftest.make_tiny_cnn", f"model.checkpoint={checkpoint}"]
+    assert cli(argv, monkeypatch) == 0 and (out / "DONE").exists()
+    checkpoint.write_bytes(b"damaged")
+    assert cli(argv, monkeypatch) == 1
+    assert not (out / "DONE").exists()  # the table now says the run failed; DONE must not say otherwise
+    assert pd.read_csv(out / "metrics.csv")["metric"].tolist() == ["error"]
