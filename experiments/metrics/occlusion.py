@@ -1,11 +1,30 @@
 """Quality of an attribution (occlusion) map: faithfulness to the model, localization, and concentration.
 
-deletion_auc / insertion_auc (Petsiuk et al. 2018): low deletion and high insertion = the map ranks the
-pixels the model relies on first. pointing_game / mask_energy: the map falls on the object.
-sparseness (Gini, Chalasani et al. 2020) and complexity (entropy, Bhatt et al. 2020): how concentrated it is.
+deletion / insertion (Petsiuk et al. 2018, RISE): the map ranks the pixels; `step` pixels at a time (all
+channels) are replaced by a substrate (deletion) or copied from the image onto a blurred copy (insertion), and
+the area under the score curve says how fast the score falls (deletion, lower = better) or recovers (insertion,
+higher = better). As in the RISE authors' CausalMetric: step pixels per step, n_steps = ceil(HW / step), scores
+after 0, step, 2 step, ... pixels, AUC by the trapezoid rule over x = pixels changed / HW (their
+(sum - first/2 - last/2) / (len - 1) when HW is a multiple of step and the map has no ties).
+Departures from RISE, all deliberate:
+- ties: RISE takes pixels in argsort order, so tied pixels (occlusion maps are constant on stride-sized
+  blocks, and mostly zero with reduce=max) go in scan order and the AUC depends on it. Here a tie group is
+  changed all at once: the curve is only sampled where whole tie groups end (each nominal count i * step is
+  moved to the nearest group end), so the curve never depends on the order inside a group. Within a group the
+  curve is the straight line between its ends, which is what averaging over random orders of the group gives
+  (exactly for a score linear in the pixels). A constant map (one group: no ranking at all) has no AUC (NaN).
+- the substrate is the caller's: vizbench deletes with the occlusion run's own fill (grey 0.5 in [0, 1]
+  image space, before the model's normalization) where RISE uses zeros of the normalized tensor (the
+  normalization mean); insertion starts from torchvision's Gaussian blur (kernel 11, sigma 5, reflect
+  padding) where RISE convolves with zero padding, which darkens the border towards the mean.
+- the score is the caller's `score` callable: RISE's softmax class probability, or any unit score, which
+  `normalize_curve` rescales so that the unperturbed image scores 1 and the fully perturbed one 0.
+pointing_game (Zhang et al. 2016) / mask_energy: the map falls on the object. sparseness (Gini, Chalasani et
+al. 2020) and complexity (entropy, Bhatt et al. 2020): how concentrated it is.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -19,87 +38,136 @@ from methods.base import invalid_choice, nan_last
 from ._common import ArrayLike, as_numpy
 
 MODES = ("deletion", "insertion")
+BLUR_KERNEL, BLUR_SIGMA = 11, 5.0  # RISE's insertion substrate, gkern(11, 5)
+POINTING_TOLERANCE = 15  # px at a 224 px input (Zhang et al. 2016)
+
+Score = Callable[[Tensor], Tensor]
 
 
-def _order(saliency: Tensor, size: tuple[int, int]) -> Tensor:
-    """Pixel indices by decreasing map value (stable, NaN last); a map of another size is resized bilinearly first."""
-    m = saliency.detach().float()
+def _flat_map(saliency: Tensor, size: tuple[int, int]) -> Tensor:
+    """The map as [H * W] float on the CPU with NaN as -inf; a map of another size is resized bilinearly first."""
+    m = saliency.detach().float().cpu()
     if m.dim() == 3 and m.shape[0] == 1:
         m = m[0]
     if m.dim() != 2:
         raise ValueError(f"saliency map must be [H, W] or [1, H, W], got shape {tuple(saliency.shape)}")
     if tuple(m.shape) != size:
         m = F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-    return torch.argsort(nan_last(m.flatten().cpu()), descending=True, stable=True)
+    return nan_last(m.flatten())
 
 
-def perturbation_curve(score: Callable[[Tensor], Tensor], image: Tensor, saliency: Tensor, mode: str = "deletion",
-                       steps: int = 50, batch_size: int = 64) -> np.ndarray:
-    """Raw target scores [steps + 1] as pixels are deleted (set to 0) or inserted (onto a blurred copy).
+def tie_groups(saliency: Tensor, size: tuple[int, int]) -> tuple[Tensor, np.ndarray]:
+    """(pixel indices by decreasing map value, NaN last; the pixel counts at which a tie group ends, 0 and H*W
+    included). Only those counts are sets of pixels that do not depend on how ties are broken."""
+    m = _flat_map(saliency, size)
+    order = torch.argsort(m, descending=True, stable=True)
+    ranked = m[order]
+    ends = (ranked[1:] != ranked[:-1]).nonzero().flatten() + 1
+    return order, np.r_[0, ends.numpy(), len(m)]
 
-    score: images [B, C, H, W] -> [B] target scores; image: [C, H, W]; saliency: [H, W]. Step i changes
-    the first round(i * H * W / steps) pixels (all channels) in order of decreasing map value.
-    Insertion starts from the image blurred with a Gaussian (kernel 11, sigma 5).
+
+def step_size(pixels: int, steps: int) -> int:
+    """Pixels changed per step: ceil(pixels / steps) (RISE's `step`; steps = H * W / step)."""
+    return math.ceil(pixels / steps)
+
+
+def counts(boundaries: np.ndarray, pixels: int, step: int) -> np.ndarray:
+    """RISE's counts 0, step, ..., HW, each moved to the nearest tie-group end (the lower one if two are as near),
+    duplicates dropped; on a tie-free map these are RISE's counts."""
+    nominal = np.minimum(np.arange(math.ceil(pixels / step) + 1) * step, pixels)
+    upper = np.searchsorted(boundaries, nominal).clip(1, len(boundaries) - 1)
+    lo, hi = boundaries[upper - 1], boundaries[upper]
+    return np.unique(np.where(nominal - lo <= hi - nominal, lo, hi))
+
+
+def blurred(image: Tensor) -> Tensor:
+    """The insertion start: the image blurred with a Gaussian (kernel 11, sigma 5, torchvision's reflect padding)."""
+    return TF.gaussian_blur(image, [BLUR_KERNEL, BLUR_KERNEL], [BLUR_SIGMA, BLUR_SIGMA])
+
+
+def perturbation_curve(score: Score, image: Tensor, saliency: Tensor, mode: str = "deletion", steps: int = 50,
+                       substrate: Tensor | float | None = None, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(x = share of pixels changed, raw scores) as pixels are deleted or inserted in decreasing map order.
+
+    score: images [B, C, H, W] -> [B] scores, in whatever space `image` is; image: [C, H, W]; saliency: [H, W]
+    (resized bilinearly if it has another size). The pixels of a count (all channels) are those of the first
+    tie groups; counts as in `counts` with step = ceil(H * W / steps). Deletion: the changed pixels take the
+    substrate's values (default 0.0, RISE's zeros, i.e. the mean when `image` is a normalized tensor).
+    Insertion: the curve starts from the substrate (default `blurred(image)`) and the changed pixels take the
+    image's values. Substrate: a number or a tensor shaped like `image`, in the image's space.
     """
     if mode not in MODES:
         raise invalid_choice("mode", mode, MODES)
     c, h, w = image.shape
-    order = _order(saliency, (h, w)).to(image.device)
-    start = torch.zeros_like(image) if mode == "deletion" else TF.gaussian_blur(image, [11, 11], [5.0, 5.0])
-    source, target = (image, start) if mode == "deletion" else (start, image)
-    counts = [round(i * h * w / steps) for i in range(steps + 1)]
+    order, boundaries = tie_groups(saliency, (h, w))
+    n = counts(boundaries, h * w, step_size(h * w, steps))
+    if substrate is None:
+        substrate = 0.0 if mode == "deletion" else blurred(image)
+    other = torch.as_tensor(substrate, dtype=image.dtype, device=image.device).expand_as(image)
+    source, target = (image, other) if mode == "deletion" else (other, image)
+    order = order.to(image.device)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(h * w, device=image.device)  # position of each pixel in the order
     scores = []
     with torch.inference_mode():
-        for b in range(0, steps + 1, batch_size):
-            batch = []
-            for n in counts[b : b + batch_size]:
-                x = source.flatten(1).clone()
-                x[:, order[:n]] = target.flatten(1)[:, order[:n]]
-                batch.append(x.view(c, h, w))
-            scores.append(score(torch.stack(batch)).float().cpu())
-    return torch.cat(scores).numpy().astype(np.float64)
+        for b in range(0, len(n), batch_size):
+            changed = rank[None, :] < torch.as_tensor(n[b:b + batch_size], device=image.device)[:, None]
+            x = torch.where(changed.view(-1, 1, h, w), target, source)
+            scores.append(score(x).float().cpu())
+    return n / (h * w), torch.cat(scores).numpy().astype(np.float64)
 
 
-def normalize_curve(curve: np.ndarray, mode: str) -> np.ndarray:
-    """Rescale raw scores so the full image scores 1 and the fully perturbed one 0: (s - s_base) / (s_full - s_base).
-
-    s_full is the unperturbed image's score (deletion: first point, insertion: last point); s_base the
-    all-zero image's (deletion) or the blurred image's (insertion). NaNs when |s_full - s_base| is under 5% of
-    the curve's range (the perturbation barely moves the score: the AUC would be noise). Values may leave
-    [0, 1] when the score is not monotone in the perturbation.
-    """
+def endpoints(curve: np.ndarray, mode: str) -> tuple[float, float]:
+    """(s_full, s_base): the unperturbed image's score and the fully perturbed one's (deletion: first and last
+    point; insertion: last and first)."""
     full, base = (curve[0], curve[-1]) if mode == "deletion" else (curve[-1], curve[0])
-    if abs(full - base) <= 0.05 * np.ptp(curve) or full == base:
+    return float(full), float(base)
+
+
+def normalize_curve(curve: np.ndarray, mode: str, floor: float = 0.0) -> np.ndarray:
+    """(s - s_base) / (s_full - s_base), so the full image scores 1 and the fully perturbed one 0 (see `endpoints`).
+
+    All NaN when |s_full - s_base| <= floor (the perturbation barely moves the score: the AUC would be noise;
+    the floor is absolute, in the score's units). Values may leave [0, 1] when the score is not monotone.
+    """
+    full, base = endpoints(curve, mode)
+    if abs(full - base) <= floor or full == base:
         return np.full_like(curve, np.nan)
     return (curve - base) / (full - base)
 
 
-def auc(curve: np.ndarray) -> float:
-    """Trapezoid area under a curve sampled at x = 0, 1/steps, ..., 1 (the trapezoid sum divided by steps)."""
-    return float(np.trapezoid(curve, dx=1.0 / (len(curve) - 1)))
+def auc(x: np.ndarray, curve: np.ndarray) -> float:
+    """Trapezoid area under a curve sampled at x in [0, 1]; NaN for a curve of fewer than 3 points (a map with
+    one tie group ranks nothing)."""
+    return float(np.trapezoid(curve, x)) if len(curve) >= 3 else float("nan")
 
 
-def _auc(score: Callable[[Tensor], Tensor], image: Tensor, saliency: Tensor, mode: str, steps: int) -> float:
-    """AUC of the normalized perturbation curve."""
-    return auc(normalize_curve(perturbation_curve(score, image, saliency, mode, steps), mode))
+def causal_auc(score: Score, image: Tensor, saliency: Tensor, mode: str, steps: int = 50,
+               substrate: Tensor | float | None = None, normalize: bool = False, floor: float = 0.0) -> float:
+    """AUC of the deletion or insertion curve: raw scores (RISE, e.g. a class probability) or, with `normalize`,
+    `normalize_curve(curve, mode, floor)`. Arguments as in `perturbation_curve`."""
+    x, curve = perturbation_curve(score, image, saliency, mode, steps, substrate)
+    return auc(x, normalize_curve(curve, mode, floor) if normalize else curve)
 
 
-def deletion_auc(score: Callable[[Tensor], Tensor], image: Tensor, saliency: Tensor, steps: int = 50) -> float:
-    """Deletion AUC, normally in [0, 1] (lower = better): pixels set to 0 in decreasing map order.
-
-    Scores normalized by `normalize_curve`, area by `auc`.
-    score: images [B, C, H, W] -> [B] scores (e.g. a class logit or unit activation); image: [C, H, W]
-    in [0, 1]; saliency: [H, W] (resized bilinearly if it has another size).
-    """
-    return _auc(score, image, saliency, "deletion", steps)
+def deletion_auc(score: Score, image: Tensor, saliency: Tensor, steps: int = 50,
+                 substrate: Tensor | float | None = None, normalize: bool = False, floor: float = 0.0) -> float:
+    """Deletion AUC (lower = better): pixels replaced by `substrate` (default 0.0, in the space of `image`) in
+    decreasing map order; see `causal_auc`. In [0, 1] for probabilities or normalized monotone curves."""
+    return causal_auc(score, image, saliency, "deletion", steps, substrate, normalize, floor)
 
 
-def insertion_auc(score: Callable[[Tensor], Tensor], image: Tensor, saliency: Tensor, steps: int = 50) -> float:
-    """Insertion AUC, normally in [0, 1] (higher = better): pixels copied onto a blurred image in decreasing map order.
+def insertion_auc(score: Score, image: Tensor, saliency: Tensor, steps: int = 50,
+                  substrate: Tensor | float | None = None, normalize: bool = False, floor: float = 0.0) -> float:
+    """Insertion AUC (higher = better): image pixels copied onto `substrate` (default `blurred(image)`) in
+    decreasing map order; see `causal_auc`."""
+    return causal_auc(score, image, saliency, "insertion", steps, substrate, normalize, floor)
 
-    Inputs as in `deletion_auc`; normalized by `normalize_curve`, AUC by `auc`.
-    """
-    return _auc(score, image, saliency, "insertion", steps)
+
+def random_map(size: tuple[int, int], seed: int) -> Tensor:
+    """A tie-free map [H, W] that ranks the pixels in a uniformly random order drawn with `seed`."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(size[0] * size[1], generator=g).view(size).float()
 
 
 def _map_mask(saliency: ArrayLike, mask: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -110,28 +178,39 @@ def _map_mask(saliency: ArrayLike, mask: ArrayLike) -> tuple[np.ndarray, np.ndar
     return m, k
 
 
-def pointing_game(saliency: ArrayLike, mask: ArrayLike, tolerance: int = 0) -> float:
-    """1 if the map's maximum lies inside the object mask, else 0; with tied maxima, the share of them inside.
+def constant(m: np.ndarray) -> bool:
+    """Whether a map has a single value over its non-NaN pixels (or none): it ranks nothing."""
+    finite = m[~np.isnan(m)]
+    return finite.size == 0 or bool(finite.min() == finite.max())
 
-    saliency: [H, W]; mask: [H, W] bool (True on the object). A constant map scores the mask's area share.
-    tolerance: pixels the mask is grown by first (Zhang et al. 2016 allow 15 px at 224 px; a map made with
-    stride s cannot place its maximum finer than s pixels). NaN pixels are never the maximum; an all-NaN map
-    gives NaN.
+
+def pointing_tolerance(side: int) -> int:
+    """Zhang et al.'s 15 px at 224 px, scaled to an input side: round(15 * side / 224)."""
+    return round(POINTING_TOLERANCE * side / 224)
+
+
+def pointing_game(saliency: ArrayLike, mask: ArrayLike, tolerance: int = 0) -> float:
+    """Zhang et al. 2016: 1 if the map's maximum lies within `tolerance` px (Euclidean) of the object mask, else 0.
+
+    saliency: [H, W]; mask: [H, W] bool (True on the object). With tied maxima it is a hit if any of them is
+    within the tolerance (as Quantus's PointingGame). NaN pixels are never the maximum. NaN when the map is
+    constant or all NaN (no maximum to point with) or the mask is empty (no object).
     """
     m, k = _map_mask(saliency, mask)
-    if np.isnan(m).all():
+    if constant(m) or not k.any():
         return float("nan")
     if tolerance > 0:
         from skimage.morphology import dilation, disk
         k = dilation(k, disk(tolerance))
-    return float(k[m == np.nanmax(m)].mean())
+    return float(k[m == np.nanmax(m)].any())
 
 
 def mask_energy(saliency: ArrayLike, mask: ArrayLike) -> float:
-    """Share of the map's positive mass inside the mask (energy-based pointing game); NaN if no positive mass."""
+    """Share of the map's positive mass inside the mask (energy-based pointing game); NaN if no positive mass or
+    the map is constant (it would be the mask's area share, which says nothing about the map)."""
     m, k = _map_mask(saliency, mask)
     pos = np.clip(m, 0, None)
-    return float(pos[k].sum() / pos.sum()) if pos.sum() > 0 else float("nan")
+    return float(pos[k].sum() / pos.sum()) if pos.sum() > 0 and not constant(m) else float("nan")
 
 
 def sparseness(saliency: ArrayLike) -> float:
