@@ -33,8 +33,20 @@ def as_map(x: ArrayLike) -> np.ndarray:
     return a
 
 
-def ssim(a: ArrayLike, b: ArrayLike) -> float:
-    """SSIM (window 5, or the largest odd size that fits) of two [H, W] / [C, H, W] maps, each rescaled to [-1, 1]."""
+def flat(x: ArrayLike, rtol: float = 1e-5) -> bool:
+    """Whether `x` is constant: its range is at most `rtol` x its largest |value| (an all-zero array is)."""
+    a = as_numpy(x)
+    return a.size > 0 and float(np.ptp(a)) <= rtol * float(np.abs(a).max())
+
+
+def ssim(a: ArrayLike, b: ArrayLike, lo: float = 0.0) -> float:
+    """SSIM (window 5, or the largest odd size that fits) of two [H, W] / [C, H, W] maps, each min-max rescaled
+    to [lo, 1] (data range 1 - lo; several channels: the mean of the channels' SSIMs).
+
+    Every metric uses lo = 0 (as Adebayo et al. 2018). lo = -1 is kept to show why not: SSIM's luminance term
+    2 mu_x mu_y / (mu_x^2 + mu_y^2) is meant for intensities >= 0 and turns negative where two windows of a
+    [-1, 1] pair have means of opposite sign, so a map and its inversion can score well above 0.
+    """
     x, y = as_map(a), as_map(b)
     if x.shape != y.shape:
         raise ValueError(f"maps must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -42,4 +54,4 @@ def ssim(a: ArrayLike, b: ArrayLike) -> float:
     win = min(5, side if side % 2 else side - 1)
     if win < 3:
         raise ValueError(f"maps of {x.shape[1]}x{x.shape[2]} pixels are too small for SSIM (need >= 3x3)")
-    return float(structural_similarity(rescale(x), rescale(y), win_size=win, data_range=2.0, channel_axis=0))
+    return float(structural_similarity(rescale(x, lo), rescale(y, lo), win_size=win, data_range=1.0 - lo, channel_axis=0))

@@ -36,5 +36,5 @@ def gt_corr(result: ArrayLike, truth: ArrayLike) -> float:
 
 
 def gt_ssim(result: ArrayLike, truth: ArrayLike) -> float:
-    """SSIM (window 5, both rescaled to [-1, 1]) of a result with the truth after `match`."""
+    """SSIM (window 5, both rescaled to [0, 1]) of a result with the truth after `match`: an inverted recovery < 0."""
     return ssim(*match(result, truth))

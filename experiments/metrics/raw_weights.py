@@ -30,20 +30,22 @@ def filter_smoothness(weights: ArrayLike) -> np.ndarray:
 
 
 def color_ratio(weights: ArrayLike) -> np.ndarray:
-    """Per filter: share of its energy that differs between channels, ||w - channel mean||^2 / ||w||^2 (0 = gray).
+    """Per filter: share of its energy that differs between channels, ||w - channel mean||^2 / ||w||^2 (0 = grey).
 
-    weights: [F, C, h, w] -> [F]; each channel's spatial mean is removed first. Independent noise in 3
-    channels -> ~2/3; NaN for an all-constant filter.
+    weights: [F, C, h, w] -> [F]. The filter's mean colour counts: a filter uniform in space whose channels
+    differ (a colour blob) is coloured, while a grey pattern plus an offset common to all channels is grey.
+    Energy, not display: a mostly grey blob with a slight tint, e.g. channels (0.5, 0.4, 0.3), has ratio 0.04
+    although a per-filter min-max display shows it orange. Independent zero-mean noise in 3 channels -> ~2/3;
+    NaN for an all-zero filter.
     """
     w = _filters(weights)
-    w = w - w.mean(axis=(2, 3), keepdims=True)
     total = (w**2).sum(axis=(1, 2, 3))
     colour = ((w - w.mean(1, keepdims=True)) ** 2).sum(axis=(1, 2, 3))
     return np.divide(colour, total, out=np.full_like(total, np.nan), where=total > 0)
 
 
 def color_fraction(weights: ArrayLike, threshold: float = 0.2) -> float:
-    """Share of filters whose `color_ratio` exceeds `threshold` (their colour channels differ)."""
+    """Share of filters whose `color_ratio` exceeds `threshold` (their channels differ, mean colour included)."""
     r = color_ratio(weights)
     return float(np.mean(r[~np.isnan(r)] > threshold)) if np.any(~np.isnan(r)) else float("nan")
 

@@ -15,7 +15,8 @@ def topk_mean_activation(acts: ArrayLike) -> np.ndarray:
 def preferred_class(acts: ArrayLike, labels: ArrayLike) -> int:
     """The class the unit is most selective for: the one with the highest mean activation over its images.
 
-    acts: [N] the unit's activation per image; labels: [N] ints (negative = unknown, ignored). A class whose
+    acts: [N] the unit's score per image (scoring passes each image's peak, the statistic the patches are
+    ranked by, not the spatial mean); labels: [N] ints (negative = unknown, ignored). A class whose
     mean is NaN ranks last (all NaN: the first class).
     """
     a, y = as_numpy(acts).ravel(), as_numpy(labels).ravel().astype(int)

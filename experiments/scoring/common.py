@@ -32,22 +32,36 @@ def rerun_randomized(s: Scoring, result: Visualization) -> Visualization:
     return s.rerun(model=model)
 
 
-def sanity_rows(name: str, compare: Callable[[Tensor, Tensor], float], s: Scoring, result: Visualization) -> list[Row]:
+def sanity_rows(name: str, compare: Callable[[Tensor, Tensor], float], absolute: bool, s: Scoring,
+                result: Visualization) -> list[Row]:
     """`compare` of each unit's result on the model and on the randomized model (low = depends on the weights)."""
-    other = randomized(s, result)
-    return rows_for(result, name, [compare(a, b) for a, b in zip(result.compared(), other.compared())])
+    return similarity_rows(result, randomized(s, result), name, compare, absolute, ("the model", "the randomized model"))
 
 
-for _name, _fn in (("sanity_ssim", sanity.sanity_ssim), ("sanity_spearman", sanity.sanity_spearman),
-                   ("sanity_spearman_abs", sanity.sanity_spearman_abs), ("sanity_hog", sanity.sanity_hog)):
-    declare(_name, Visualization, "lower", ("randomization",), partial(sanity_rows, _name, _fn))
+def similarity_rows(result: Visualization, other: Visualization, name: str, compare: Callable[[Tensor, Tensor], float],
+                    absolute: bool, sides: tuple[str, str]) -> list[Row]:
+    """`compare` of each unit's `compared()` result in `result` and in `other`; where either is constant or not
+    finite (`sanity.undefined`; |result| if `absolute`), NaN with the reason as a degenerate status."""
+    rows = []
+    for unit, a, b in zip(result.units, result.compared(), other.compared()):
+        why = [f"{reason} on {side}" for x, side in zip((a, b), sides) if (reason := sanity.undefined(x, absolute))]
+        if why:
+            rows.append({"unit": unit, "metric": name, "value": float("nan"), "status": "degenerate: " + "; ".join(why)})
+        else:
+            rows.append({"unit": unit, "metric": name, "value": float(compare(a, b))})
+    return rows
+
+
+for _name, (_fn, _absolute) in sanity.SIMILARITIES.items():
+    declare(_name, Visualization, "lower", ("randomization",), partial(sanity_rows, _name, _fn, _absolute))
 
 
 @metric("seed_ssim", Visualization, "higher", needs=("stochastic",))
 def seed_ssim(s: Scoring, result: Visualization) -> list[Row]:
-    """Stability: SSIM between each unit's results for two seeds."""
+    """Stability: SSIM between each unit's results for two seeds (NaN with the reason where either is constant)."""
     other = s.memo("next_seed", s.rerun, None, s.opts.seed + 1)
-    return rows_for(result, "seed_ssim", [sanity.seed_ssim(a, b) for a, b in zip(result.compared(), other.compared())])
+    sides = (f"seed {s.opts.seed}", f"seed {s.opts.seed + 1}")
+    return similarity_rows(result, other, "seed_ssim", sanity.seed_ssim, False, sides)
 
 
 def neuron_box(s: Scoring, size: tuple[int, int]) -> tuple[int, int, int, int]:

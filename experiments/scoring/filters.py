@@ -15,7 +15,7 @@ def filter_smoothness(s: Scoring, result: Filters) -> list[Row]:
 
 @metric("color_fraction", Filters, "descriptive")
 def color_fraction(s: Scoring, result: Filters) -> list[Row]:
-    """Share of the filters' energy in colour (one row for the layer)."""
+    """Share of the layer's filters that are coloured (`raw_weights.color_fraction`, mean colour included; one row)."""
     return [{"unit": None, "metric": "color_fraction", "value": float(raw_weights.color_fraction(result.weights))}]
 
 

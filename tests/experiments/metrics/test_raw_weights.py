@@ -23,11 +23,20 @@ def test_gabor_fit_high_for_gabor_low_for_noise(side):
     assert rw.gabor_fit(noise).mean() < rw.gabor_fit(opponent)[0] - 0.45
 
 
-def test_color_ratio_and_fraction():
+def test_color_ratio_counts_the_mean_colour():
     g = _gabor(7, 0.0, 0.2, 0.3, 0.0)
-    gray, colour = np.stack([g, g, g]), np.stack([g, -g, 0 * g])
-    assert rw.color_ratio(np.stack([gray, colour])) == pytest.approx([0.0, 1.0])
-    assert rw.color_fraction(np.stack([gray, gray, colour, 1.1 * gray])) == 0.25
+    ones = np.ones_like(g)
+    grey = np.stack([g, g, g])
+    blob = np.stack([ones, -ones, 0 * ones])  # uniform in space, channels differ: before, NaN (all removed)
+    opponent = np.stack([g, -g, 0 * g])
+    offset = grey + 0.7  # grey pattern plus one DC offset in every channel
+    tinted = np.stack([0.5 * ones, 0.4 * ones, 0.3 * ones])  # mostly grey blob, slightly warm
+    assert rw.color_ratio(np.stack([grey, blob, opponent, offset, tinted])) == pytest.approx([0, 1, 1, 0, 0.02 / 0.5])
+    # a grey Gabor on a coloured DC: (0.3, -0.3, 0) per pixel against the Gabor's energy
+    on_colour = grey + np.array([0.3, -0.3, 0.0])[:, None, None]
+    assert rw.color_ratio(on_colour)[0] == pytest.approx(0.18 * g.size / (on_colour**2).sum())
+    assert rw.color_fraction(np.stack([grey, blob, opponent, offset])) == 0.5
+    assert np.isnan(rw.color_ratio(np.zeros((3, 7, 7)))[0])
     noise = np.random.default_rng(0).standard_normal((64, 3, 7, 7))
     assert rw.color_ratio(noise).mean() == pytest.approx(2 / 3, abs=0.05)
 
