@@ -65,6 +65,9 @@ class MetricsConf:
     randomization: bool = True  # the model randomization test (re-runs the method on a randomized model)
     randomization_mode: str = "cascading"  # cascading | independent
     mis_tasks: int = 20
+    mis_references: int = 9  # K max and K min references per unit (MIS's K), at most what the method gives
+    mis_embedding: str = "hog_colour"  # hog_colour, or module:function (images [N, 3, H, W] in [0, 1] -> [N, D])
+    mis_temperature: Optional[float] = None  # the sigmoid's; None: the embedding's calibrated value (hog_colour)
     auc_steps: int = 50
 
 

@@ -10,6 +10,7 @@ from experiments.adapters import Method, get_method
 from experiments.builders import check_builder, takes
 from experiments.config import VizbenchConf
 from experiments.devices import check_amp, resolve_device
+from experiments.metrics import mis
 from experiments.metrics.sanity import MODES as RANDOMIZATION_MODES
 from experiments.scoring import metric_names
 from methods.base import invalid_choice, one_line
@@ -45,7 +46,8 @@ def unknown_key(path: str) -> ValueError:
 
 
 def check_metrics(metrics: DictConfig) -> None:
-    """metrics.enabled names declared metrics (or all); randomization_mode, mis_tasks and auc_steps are in range."""
+    """metrics.enabled names declared metrics (or all); randomization_mode, mis_tasks, mis_references and auc_steps
+    are in range; mis_embedding imports and mis_temperature is set where the embedding has no calibrated one."""
     known = ["all", *metric_names()]
     for name in metrics.enabled:
         if name not in known:
@@ -54,6 +56,10 @@ def check_metrics(metrics: DictConfig) -> None:
         raise invalid_choice("metrics.randomization_mode", metrics.randomization_mode, RANDOMIZATION_MODES)
     if metrics.mis_tasks < 1:
         raise ValueError(f"metrics.mis_tasks={metrics.mis_tasks} must be >= 1")
+    if metrics.mis_references < 1:
+        raise ValueError(f"metrics.mis_references={metrics.mis_references} must be >= 1")
+    mis.embedding(metrics.mis_embedding)
+    mis.temperature_for(metrics.mis_embedding, metrics.mis_temperature)
     if metrics.auc_steps < 2:
         raise ValueError(f"metrics.auc_steps={metrics.auc_steps} must be >= 2")
 

@@ -57,6 +57,7 @@ def visualize(
     batch_size: int = 64,
     mode: str = "max",
     crop_size: int | None = None,
+    minimize: bool = False,
     channels_last: bool = True,
     progress: bool = False,
 ) -> TopPatches:
@@ -68,6 +69,8 @@ def visualize(
             `per_image` per image (None = no limit). Neuron targets compete at their one position.
         batch_size: batch size for a tensor of images (an iterable's own batches are used as they come).
         crop_size: side of the returned crops; None = the receptive field, at most the image side.
+        minimize: rank by the negated activation instead: the k least activating patches (each image competes
+            with its spatial min in mode "max"); `activations` still hold the raw values.
         channels_last: run the model NHWC, faster with oneDNN and cuDNN (it always runs as methods/graph.py
             builds it: cut at the layer, BatchNorm folded).
 
@@ -83,6 +86,8 @@ def visualize(
     with torch.inference_mode():
         for batch in _batches(images, batch_size, progress):
             acts = net(batch.to(device))
+            if minimize:
+                acts = -acts
             if top is None:
                 _check_layer(acts, target)
                 map_hw, image_chw = tuple(acts.shape[-2:]), tuple(batch.shape[1:])
@@ -93,7 +98,9 @@ def visualize(
             seen += len(batch)
     if top is None:
         raise ValueError("images is empty: no batches to rank")
-    return _result(model, target, images, kept, top, map_hw, image_chw, seen, crop_size)
+    if minimize:
+        top = (-top[0], *top[1:])
+    return assemble(model, target, images, kept, top, map_hw, image_chw, seen, crop_size)
 
 
 def _batches(images: Tensor | Iterable[Tensor], batch_size: int, progress: bool) -> Iterable[Tensor]:
@@ -143,7 +150,7 @@ def _keep(kept: dict[int, Tensor], winners: Tensor, batch: Tensor, offset: int) 
         del kept[i]
 
 
-def _result(
+def assemble(
     model: nn.Module, target: Target, images: Tensor | Iterable[Tensor], kept: dict[int, Tensor] | None, top: Winners,
     map_hw: tuple[int, int], image_chw: tuple[int, int, int], seen: int, crop_size: int | None,
 ) -> TopPatches:
@@ -200,7 +207,7 @@ def _check(target: Target, k: int, per_image: int | None, batch_size: int, mode:
 
 
 def check_params(k: int = 9, per_image: int | None = 1, batch_size: int = 64, mode: str = "max",
-                 crop_size: int | None = None) -> None:
+                 crop_size: int | None = None, minimize: bool = False) -> None:
     """One-line ValueErrors for settings that are wrong whatever the model and images."""
     if mode not in MODES:
         raise invalid_choice("mode", mode, MODES)

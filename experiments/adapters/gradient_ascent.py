@@ -17,7 +17,8 @@ from methods.base import GREY, Target
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # what lucent's preprocessing assumes
 # settings lucent's render_vis does as we call it; other gradient-ascent settings make the comparison unfair
 LUCENT_SETTINGS = {"param": "fourier", "decorrelate": True, "decay_power": 1.0, "optimizer": "adam", "lr": 0.05,
-                   "images_per_unit": 1, "diversity": 0.0, "l1": 0.0, "l2": 0.0, "tv": 0.0, "alpha_weight": 0.0}
+                   "images_per_unit": 1, "diversity": 0.0, "l1": 0.0, "l2": 0.0, "tv": 0.0, "alpha_weight": 0.0,
+                   "minimize": False}
 
 
 def call(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any], opts: RunOptions,

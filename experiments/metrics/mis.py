@@ -1,15 +1,35 @@
-"""An automatic Machine Interpretability Score proxy: a 2AFC task after Borowski et al. 2021 and
-Zimmermann et al. (MIS).
+"""mis_proxy: an automatic 2AFC score after Borowski et al. 2021, modelled on the Machine Interpretability Score.
 
-Given a unit's explanation (k images: gradient-ascent images or top patches) and pairs of held-out natural
-queries (one strongly, one weakly activating the unit), a "simulated participant" picks the query more
-similar to the explanation in an embedding space. Accuracy over the tasks: 1 = the explanation tells the
-strong query from the weak one every time, 0.5 = chance. Where the unit sees only part of an image, both the
-explanation and the queries should be shown as the unit sees them: `rf_crops` cuts the receptive field
-around a map position (experiments/scoring/mis.py crops each image at the unit's peak).
+What MIS is (Zimmermann, Klindt & Brendel, "Measuring Per-Unit Interpretability at Scale Without Humans",
+NeurIPS 2024; project page brendel-group.github.io/mis): Borowski et al.'s task without humans. Each task shows
+K maximally and K minimally activating references of a unit (the explanation method's output for maximizing
+and for minimizing the unit; natural exemplars in the paper; K = 9 of each in Borowski et al.'s task, the
+default here) and two queries, one strongly and one weakly activating. Images are compared in DreamSim's embedding (Fu et al. 2023); a hard-coded binary classifier
+picks a query; MIS is the mean predicted probability of the correct choice over N tasks, with alpha of the
+classifier fitted to the human interpretability annotations of IMI (Zimmermann et al. 2023), per the paper's
+experiment setup. The classifier, as two public re-implementations we found (not the authors' code) spell it
+out: s(q, E) = mean cosine similarity of query q to the K references E; delta(q) = s(q, E_max) - s(q, E_min);
+p(correct) = sigmoid(alpha * (delta(q_strong) - delta(q_weak))). Those re-implementations default to
+alpha = 0.16 for DreamSim; we could not read the paper's equation to confirm how alpha scales the difference,
+and a value fitted for DreamSim does not carry to another embedding anyway, so it is not used here.
+
+How mis_proxy departs from it:
+- embedding: the offline HOG + colour histograms of `default_embed` (metrics.mis_embedding=hog_colour) instead of
+  DreamSim, whose weights a benchmark run cannot assume; any perceptual model plugs in as module:function.
+- temperature: p = sigmoid(difference / temperature), with HOG_COLOUR_TEMPERATURE calibrated for the default
+  embedding by `calibrate_temperature` (the spread of the difference when the references say nothing about
+  the unit), not fitted to human annotations.
+- references: the same K max (and K min) references in every task of a unit (the explanation as the method gave
+  it, at most K images), where MIS draws fresh exemplars per task; a method without a `minimize` option has
+  max references only (delta(q) = s(q, E_max)), and its rows say so.
+- queries: strong and weak held-out images (never a reference's source), top and bottom 10% of the data, and,
+  where the unit sees only part of an image, shown as the unit sees them: `rf_crops` cuts the receptive field
+  around a map position (experiments/scoring/mis.py crops each image at the unit's peak).
+Range as MIS: 0.5 = chance, 1 = the references always tell the strong query from the weak one.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 import numpy as np
@@ -18,12 +38,16 @@ from skimage.color import rgb2gray, rgb2hsv
 from skimage.feature import hog
 from skimage.transform import resize
 
+from methods.base import invalid_choice, one_line
 from methods.receptive_field import ReceptiveField, crop
 
 from ._common import ArrayLike, as_numpy
 
 EMBED_SIZE = 64  # side the default embedding resizes every image to
 HIST_BINS = 12
+REFERENCES = 9  # K, the references per kind (max, min) of a unit, as MIS
+# calibrate_temperature(default_embed, make_shapes(n=512, size=64, seed=1234).images): the data the default run uses
+HOG_COLOUR_TEMPERATURE = 0.05
 
 
 def _unit_norm(v: np.ndarray) -> np.ndarray:
@@ -62,20 +86,85 @@ def _embed(images: ArrayLike, embed: Callable) -> np.ndarray:
     return _unit_norm(e.reshape(len(e), -1))
 
 
-def mis_proxy(explanation: ArrayLike, strong: ArrayLike, weak: ArrayLike, embed: Callable = default_embed) -> float:
-    """Share of 2AFC tasks where the strong query is more similar to the explanation than the weak one.
+EMBEDDINGS: dict[str, Callable] = {"hog_colour": default_embed}
+TEMPERATURES = {"hog_colour": HOG_COLOUR_TEMPERATURE}
 
-    explanation: [k, 3, h, w] images explaining the unit; strong, weak: [N, 3, H, W] query pairs (task i
-    pairs strong[i] with weak[i]), none of them among the explanation's images (see `pick_queries`).
-    embed: images -> [n, D] features (default `default_embed`; any network's features work). Similarity
-    of a query = its mean cosine similarity to the k explanation embeddings; ties count 1/2.
+
+def embedding(name: str) -> Callable:
+    """The embedding `name` names: a key of EMBEDDINGS, or module:function (images [N, 3, H, W] in [0, 1] -> [N, D])."""
+    if name in EMBEDDINGS:
+        return EMBEDDINGS[name]
+    module, sep, attr = name.partition(":")
+    if not sep or not module or not attr:
+        raise invalid_choice("metrics.mis_embedding", name, [*EMBEDDINGS, "module:function"])
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except Exception as err:  # noqa: BLE001 - whatever the user's module raises on import, one line before work
+        raise ValueError(f"metrics.mis_embedding={name!r} does not import ({one_line(err)}); "
+                         f"valid: {', '.join(EMBEDDINGS)} or module:function") from None
+    if not callable(fn):
+        raise ValueError(f"metrics.mis_embedding={name!r} is a {type(fn).__name__}, not a function")
+    return fn
+
+
+def temperature_for(name: str, temperature: float | None) -> float:
+    """The sigmoid's temperature: as set, else the calibrated value of a built-in embedding (a user's must set one)."""
+    if temperature is not None:
+        if not temperature > 0:
+            raise ValueError(f"metrics.mis_temperature={temperature} must be > 0")
+        return float(temperature)
+    if name not in TEMPERATURES:
+        raise ValueError(f"metrics.mis_embedding={name!r} needs metrics.mis_temperature (its scale is unknown; "
+                         "experiments.metrics.mis.calibrate_temperature measures one on your images)")
+    return TEMPERATURES[name]
+
+
+def evidence(queries: np.ndarray, maxima: np.ndarray, minima: np.ndarray | None) -> np.ndarray:
+    """delta(q) [N] of unit-norm query embeddings: mean cosine similarity to the max references minus to the min ones."""
+    e = (queries @ maxima.T).mean(1)
+    return e if minima is None else e - (queries @ minima.T).mean(1)
+
+
+def choice_probability(difference: np.ndarray, temperature: float) -> np.ndarray:
+    """sigmoid(difference / temperature): the simulated participant's probability of picking the strong query."""
+    return 0.5 * (1 + np.tanh(np.asarray(difference, dtype=np.float64) / (2 * temperature)))
+
+
+def mis_proxy(maxima: ArrayLike, strong: ArrayLike, weak: ArrayLike, minima: ArrayLike | None = None,
+              embed: Callable = default_embed, temperature: float = HOG_COLOUR_TEMPERATURE) -> float:
+    """Mean probability, over 2AFC tasks, of picking the strong query: mean_i sigmoid((delta(strong_i) - delta(weak_i)) / T).
+
+    maxima: [k, 3, h, w] maximally activating references of the unit; minima: [k', 3, h, w] minimally activating
+    ones (None: max references only, delta(q) = s(q, maxima)); strong, weak: [N, 3, H, W] query pairs (task i
+    pairs strong[i] with weak[i]), none of them a reference's source (see `pick_queries`). embed: images ->
+    [n, D] features (default `default_embed`); s(q, E) = mean cosine similarity of q to the references E.
     """
     if len(strong) != len(weak) or len(strong) == 0:
         raise ValueError(f"need as many strong as weak queries (>= 1), got {len(strong)} and {len(weak)}")
-    ref = _embed(explanation, embed)
-    s = (_embed(strong, embed) @ ref.T).mean(1)
-    w = (_embed(weak, embed) @ ref.T).mean(1)
-    return float(np.mean((s > w) + 0.5 * (s == w)))
+    hi = _embed(maxima, embed)
+    lo = None if minima is None else _embed(minima, embed)
+    d = evidence(_embed(strong, embed), hi, lo) - evidence(_embed(weak, embed), hi, lo)
+    return float(choice_probability(d, temperature).mean())
+
+
+def calibrate_temperature(embed: Callable, images: ArrayLike, k: int = REFERENCES, n_tasks: int = 500,
+                          seed: int = 0) -> float:
+    """The spread (std) of delta(q1) - delta(q2) over tasks whose 2k references and 2 queries are random images.
+
+    Such references say nothing about which query is which, so the difference is the embedding's chance
+    fluctuation; dividing by it puts one chance spread of evidence at sigmoid(1) = 0.73, whatever the
+    embedding's scale. images: [M, 3, H, W] with M >= 2k + 2, embedded once.
+    """
+    e = _embed(images, embed)
+    if len(e) < 2 * k + 2:
+        raise ValueError(f"need at least {2 * k + 2} images to draw {k} + {k} references and 2 queries, got {len(e)}")
+    rng = np.random.default_rng(seed)
+    d = []
+    for _ in range(n_tasks):
+        pick = rng.permutation(len(e))[:2 * k + 2]
+        hi, lo, q = e[pick[:k]], e[pick[k:2 * k]], e[pick[2 * k:]]
+        d.append(float(np.subtract(*evidence(q, hi, lo))))
+    return float(np.std(d))
 
 
 def pick_queries(acts: ArrayLike, n_tasks: int, exclude: ArrayLike = (), fraction: float = 0.1,

@@ -1,4 +1,5 @@
-"""mis_proxy: an automatic 2AFC score of how well a unit's explanation tells strong from weak natural queries."""
+"""mis_proxy: an automatic 2AFC score (after MIS, see experiments/metrics/mis.py) of how well a unit's max and min
+references tell strong from weak natural queries."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ from torch import Tensor
 from experiments.metrics import mis
 from experiments.scoring.context import Row, Scoring
 from experiments.scoring.registry import metric
-from methods.base import nan_last, read_out
+from methods.base import Visualization, nan_last, read_out
 from methods.gradient_ascent import Ascent
 from methods.receptive_field import ReceptiveField, local_field
 from methods.top_patches import TopPatches
@@ -50,48 +51,79 @@ def mis_field(s: Scoring, size: tuple[int, int]) -> ReceptiveField:
     return local_field(s.spec.model, s.target.layer, size)[0]
 
 
-def mis_rows(s: Scoring, units: tuple[int, ...], explanations: list[Tensor], excludes: list[list[int]], crop: bool) -> list[Row]:
-    """mis_proxy of each unit's explanation, both explanation and queries shown as the unit sees them.
+def minimized(s: Scoring) -> Visualization | None:
+    """The method re-run with `minimize` flipped, once per result (its images: the min references, or the max ones
+    of a run that minimizes); None where the method has no `minimize` option."""
+    if "minimize" not in s.method.schema:
+        return None
+    params = {**s.params, "minimize": not s.params.get("minimize", False)}
+    return s.memo("mis_minimized", s.method.call, s.spec, s.data, s.target, params, s.opts, s.spec.model)
 
-    Queries: held-out data images (never those in the unit's `excludes`, its explanation's sources); strong
-    and weak ones are the top and bottom 10% by the unit's peak score (`unit_peaks`: spatial max for channels,
-    the target position for neurons), `s.settings.mis_tasks` pairs drawn with the run's seed. Each query is
-    cropped to the receptive field around its own peak position (the strong query's strongest location, and
-    the weak query's strongest location too, so both are treated alike). With `crop`, each explanation image
-    (e.g. a gradient-ascent image) is cropped the same way around its own peak; without it the explanation is
-    used as given (top_patches' receptive-field crops). Targets without positions (class, layer, direction
-    kinds) compare whole images. A unit whose receptive field cannot be traced gets a failed row.
+
+def mis_row(s: Scoring, unit: int, value: float, kinds: str, status: str | None = None) -> Row:
+    """One mis_proxy row, saying which embedding and which references (max+min or max) it used."""
+    row = {"unit": unit, "metric": "mis_proxy", "value": value, "mis_embedding": s.settings.mis_embedding,
+           "mis_reference_kinds": kinds}
+    return row if status is None else {**row, "status": status}
+
+
+def mis_rows(s: Scoring, units: tuple[int, ...], maxima: list[Tensor], minima: list[Tensor] | None,
+             sources: list[list[int]], crop: bool) -> list[Row]:
+    """mis_proxy of each unit's references (at most `s.settings.mis_references` of each kind), shown as the unit sees them.
+
+    maxima[i], minima[i]: unit i's max and min references (minima None: max only); sources[i]: the data images
+    they came from, never queries. Queries: held-out data images; strong and weak ones are the top and bottom
+    10% by the unit's peak score (`unit_peaks`: spatial max for channels, the target position for neurons),
+    `s.settings.mis_tasks` pairs drawn with the run's seed. Each query is cropped to the receptive field around
+    its own peak position (the strong query's strongest location, and the weak query's strongest location too,
+    so both are treated alike). With `crop`, each reference image (e.g. a gradient-ascent image, max or min) is
+    cropped the same way around its own peak; without it the references are used as given (top_patches'
+    receptive-field crops). Targets without positions (class, layer, direction kinds) compare whole images. A
+    unit whose receptive field cannot be traced gets a failed row.
     """
+    k, kinds = s.settings.mis_references, "max" if minima is None else "max+min"
+    embed = mis.embedding(s.settings.mis_embedding)
+    temperature = mis.temperature_for(s.settings.mis_embedding, s.settings.mis_temperature)
     values, positions = unit_peaks(s, s.data.images)
     try:
         rf = mis_field(s, tuple(s.data.images.shape[-2:])) if positions is not None else None
     except ValueError as err:
-        return [{"unit": u, "metric": "mis_proxy", "value": float("nan"), "status": f"failed: {err}"} for u in units]
-    own_rf = mis_field(s, tuple(explanations[0].shape[-2:])) if rf is not None and crop else None
+        return [mis_row(s, u, float("nan"), kinds, f"failed: {err}") for u in units]
+    own_rf = mis_field(s, tuple(maxima[0].shape[-2:])) if rf is not None and crop else None
     rows = []
-    for i, (unit, expl, exclude) in enumerate(zip(units, explanations, excludes)):
+    for i, unit in enumerate(units):
         try:
-            strong, weak = mis.pick_queries(values[:, i], s.settings.mis_tasks, exclude=np.asarray(exclude, dtype=int),
+            strong, weak = mis.pick_queries(values[:, i], s.settings.mis_tasks, exclude=np.asarray(sources[i], dtype=int),
                                             seed=s.opts.seed)
         except ValueError as err:  # e.g. a unit whose activations are all NaN: the other units are still scored
-            rows.append({"unit": unit, "metric": "mis_proxy", "value": float("nan"), "status": f"failed: {err}"})
+            rows.append(mis_row(s, unit, float("nan"), kinds, f"failed: {err}"))
             continue
         queries = [s.data.images[strong], s.data.images[weak]]
         if rf is not None:
             queries = [mis.rf_crops(q, positions[idx, i], rf) for q, idx in zip(queries, (strong, weak))]
+        refs = [maxima[i][:k], None if minima is None else minima[i][:k]]
         if own_rf is not None:
-            expl = mis.rf_crops(expl, unit_peaks(s, expl)[1][:, i], own_rf)
-        rows.append({"unit": unit, "metric": "mis_proxy", "value": mis.mis_proxy(expl, *queries)})
+            refs = [r if r is None else mis.rf_crops(r, unit_peaks(s, r)[1][:, i], own_rf) for r in refs]
+        value = mis.mis_proxy(refs[0], *queries, minima=refs[1], embed=embed, temperature=temperature)
+        rows.append(mis_row(s, unit, value, kinds))
     return rows
 
 
 @metric("mis_proxy", Ascent, "higher")
 def ascent_mis_proxy(s: Scoring, result: Ascent) -> list[Row]:
-    """mis_proxy of feature visualizations, each cropped at its own peak."""
-    return mis_rows(s, result.units, result.unit_images(), [[] for _ in result.units], crop=True)
+    """mis_proxy of feature visualizations against the minimizing ones (each cropped at its own peak)."""
+    low = minimized(s)
+    minima = None if low is None else low.unit_images()
+    return mis_rows(s, result.units, result.unit_images(), minima, [[] for _ in result.units], crop=True)
 
 
 @metric("mis_proxy", TopPatches, "higher")
 def patches_mis_proxy(s: Scoring, result: TopPatches) -> list[Row]:
-    """mis_proxy of the top patches (receptive-field crops already), queries never from their source images."""
-    return mis_rows(s, result.units, result.unit_images(), [idx.tolist() for idx in result.indices], crop=False)
+    """mis_proxy of the top patches against the bottom patches (receptive-field crops already); queries never
+    come from either's source images."""
+    low = minimized(s)
+    sources = [idx.tolist() for idx in result.indices]
+    if low is None:
+        return mis_rows(s, result.units, result.unit_images(), None, sources, crop=False)
+    sources = [a + b.tolist() for a, b in zip(sources, low.indices)]
+    return mis_rows(s, result.units, result.unit_images(), low.unit_images(), sources, crop=False)

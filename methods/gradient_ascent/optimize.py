@@ -53,6 +53,7 @@ class Settings:
     diversity: float = 0.0  # weight of the diversity objective (needs images_per_unit > 1)
     cossim_pow: float = 0.0  # direction objective: cosine-similarity power
     objective: Objective | None = None  # replaces the target's objective
+    minimize: bool = False  # descend the objective instead (the unit's least activating image); activation stays raw
     images_per_unit: int = 1
     units_per_batch: int | None = None  # None: all units in one batch
     snapshots: Sequence[int] = ()  # steps (1-based) after which to keep the images
@@ -217,7 +218,9 @@ def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: n
             n_out = net(torch.zeros(1, 3, input_size, input_size, device=device)).shape[1]
         check_units(units, n_out, target.layer or "output")
     base = cfg.objective or from_target(target, cfg.cossim_pow, device)
-    objective = base + cfg.diversity * diversity(cfg.images_per_unit) if cfg.diversity else base
+    objective = -base if cfg.minimize else base
+    if cfg.diversity:
+        objective = objective + cfg.diversity * diversity(cfg.images_per_unit)
     run = Run(torch.compile(net) if compile else net, objective, input_size, seed, device, AMP[amp], resolve(cfg.transforms))
     per = cfg.units_per_batch or len(units)
     batches = [units[i : i + per] for i in range(0, len(units), per)]

@@ -97,6 +97,16 @@ def test_optimization_raises_the_activation():
     assert torch.all(end.values["activation"] > start.values["activation"])
 
 
+def test_minimize_lowers_the_activation_below_a_grey_images():
+    net = tiny()
+    target = Target("4", (0, 1, 2))
+    low = visualize(net, target, input_size=16, minimize=True, **{**QUICK, "steps": 40})
+    grey = read_out(truncate(net, "4")(torch.full((1, 3, 16, 16), 0.5)), target).squeeze(0)
+    assert torch.all(low.values["activation"] < grey)
+    raw = read_out(truncate(net, "4")(low.images), target, torch.tensor([0, 1, 2]))
+    assert torch.allclose(low.values["activation"], raw, atol=1e-5)  # the raw activation, not the negated objective
+
+
 def test_diversity_lowers_gram_similarity():
     net = tiny()
 

@@ -164,3 +164,17 @@ def test_nan_activations_rank_last(data: Tensor, mode: str, per_image: int) -> N
     clean = top_patches.visualize(small_net(), data[torch.arange(13) != 4], Target("conv2", UNITS), k=5, mode=mode,
                                   per_image=per_image)
     torch.testing.assert_close(vis.activations, clean.activations)
+
+
+@pytest.mark.parametrize("mode,per_image", [("max", 1), ("location", 2)])
+def test_minimize_returns_the_k_lowest_activations(data: Tensor, mode: str, per_image: int) -> None:
+    model = small_net()
+    vis = top_patches.visualize(model, data, Target("conv2", UNITS), k=5, per_image=per_image, mode=mode, minimize=True)
+    acts = _all_acts(model, data)
+    expected = _brute(-acts, 5, per_image)  # the k best of the negated activations
+    for e, g in zip(expected, _as_list(vis, 8)):
+        assert [x[1:] for x in g] == [x[1:] for x in e]
+        torch.testing.assert_close(torch.tensor([x[0] for x in g]), -torch.tensor([x[0] for x in e]))  # raw values
+    top = top_patches.visualize(model, data, Target("conv2", UNITS), k=5, per_image=per_image, mode=mode)
+    assert (vis.activations.max(1).values < top.activations.min(1).values).all()
+    assert vis.images.shape == top.images.shape  # crops at the lowest positions, as for the highest

@@ -1,9 +1,14 @@
-"""The automatic 2AFC (MIS proxy) on a synthetic unit that responds to redness."""
+"""The automatic 2AFC (MIS proxy): a synthetic unit that responds to redness, and hand-made embeddings whose answer is known."""
+import math
+
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from experiments.config import MetricsConf
 from experiments.metrics import mis
+from experiments.validate import check_metrics
 
 
 def _data(n: int = 160, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -25,12 +30,36 @@ def _data(n: int = 160, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torc
     return images, images[:, 0].mean((1, 2)) - images[:, 2].mean((1, 2)), horizontal
 
 
-def test_explanation_of_strongest_images_beats_chance():
+def _vectors(*rows: list[float]) -> torch.Tensor:
+    """'Images' [N, 1, 1, D] that `_identity` embeds as the given vectors."""
+    return torch.tensor(rows, dtype=torch.float64)[:, None, None, :]
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    """An embedding that returns each 'image' as its vector."""
+    return x.flatten(1)
+
+
+def test_references_that_match_the_strong_queries_score_high():
     images, acts, _ = _data()
-    top = torch.argsort(acts, descending=True)[:9]
-    strong, weak = mis.pick_queries(acts, 60, exclude=top, fraction=0.3, seed=0)
-    assert not set(top.tolist()) & set(strong.tolist() + weak.tolist())
-    assert mis.mis_proxy(images[top], images[strong], images[weak]) > 0.9
+    order = torch.argsort(acts, descending=True)
+    top, bottom = order[:9], order[-9:]
+    strong, weak = mis.pick_queries(acts, 60, exclude=torch.cat([top, bottom]), fraction=0.3, seed=0)
+    assert not set(top.tolist() + bottom.tolist()) & set(strong.tolist() + weak.tolist())
+    both = mis.mis_proxy(images[top], images[strong], images[weak], minima=images[bottom])
+    max_only = mis.mis_proxy(images[top], images[strong], images[weak])
+    assert both > 0.9 and 0.75 < max_only < both  # measured 0.93 and 0.83: the min references add evidence
+    assert mis.mis_proxy(images[top], images[strong], images[weak], temperature=1e-3) == 1.0  # sharp: every task
+
+
+def test_swapping_max_and_min_references_mirrors_the_score():
+    images, acts, _ = _data()
+    order = torch.argsort(acts, descending=True)
+    top, bottom = images[order[:9]], images[order[-9:]]
+    strong, weak = mis.pick_queries(acts, 40, exclude=torch.cat([order[:9], order[-9:]]), fraction=0.3, seed=0)
+    right = mis.mis_proxy(top, images[strong], images[weak], minima=bottom)
+    swapped = mis.mis_proxy(bottom, images[strong], images[weak], minima=top)
+    assert swapped < 0.5 and swapped == pytest.approx(1 - right)  # the difference changes sign in every task
 
 
 def test_explanation_blind_to_the_unit_scores_chance():
@@ -42,25 +71,84 @@ def test_explanation_blind_to_the_unit_scores_chance():
     assert mis.mis_proxy(images[expl], images[strong], images[weak]) == pytest.approx(0.5, abs=0.15)
 
 
-def test_random_explanations_average_to_chance():
+def test_random_references_average_to_chance():
     images, acts, _ = _data()
     scores = []
     for seed in range(10):
-        expl = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:9]
-        strong, weak = mis.pick_queries(acts, 40, exclude=expl, fraction=0.3, seed=seed)
-        scores.append(mis.mis_proxy(images[expl], images[strong], images[weak]))
-    assert np.mean(scores) == pytest.approx(0.5, abs=0.2)
+        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:18]
+        strong, weak = mis.pick_queries(acts, 40, exclude=pick, fraction=0.3, seed=seed)
+        scores.append(mis.mis_proxy(images[pick[:9]], images[strong], images[weak], minima=images[pick[9:]]))
+    assert np.mean(scores) == pytest.approx(0.5, abs=0.1)
 
 
-def test_custom_embedding_and_ties():
+def test_min_references_decide_where_max_alone_is_ambiguous():
+    strong, weak = _vectors([1, 0, 0]), _vectors([0, 1, 0])
+    maxima = _vectors([1, 1, 0])  # as similar to both queries
+    assert mis.mis_proxy(maxima, strong, weak, embed=_identity) == 0.5
+    assert mis.mis_proxy(maxima, strong, weak, minima=_vectors([0, 1, 1]), embed=_identity) > 0.99
+
+
+def test_sigmoid_of_the_similarity_difference_by_hand():
+    maxima, minima = _vectors([1, 0]), _vectors([0, 1])
+    strong, weak = _vectors([0.8, 0.6], [1, 0]), _vectors([0.6, 0.8], [0.8, 0.6])
+    # task 1: delta(strong) = 0.8 - 0.6, delta(weak) = 0.6 - 0.8, difference 0.4; task 2: 1 - 0.2 = 0.8
+    expected = (1 / (1 + math.exp(-0.4 / 0.2)) + 1 / (1 + math.exp(-0.8 / 0.2))) / 2
+    got = mis.mis_proxy(maxima, strong, weak, minima=minima, embed=_identity, temperature=0.2)
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert mis.choice_probability(np.array([0.0, 0.4, -0.4]), 0.2) == pytest.approx([0.5, 0.8807970779778823, 0.1192029220221177])
+
+
+def test_constant_embedding_scores_exactly_chance():
     images, acts, _ = _data(40)
     strong, weak = mis.pick_queries(acts, 10, fraction=0.25)
+    constant = lambda x: torch.ones(len(x), 4)  # noqa: E731
+    assert mis.mis_proxy(images[:3], images[strong], images[weak], embed=constant) == 0.5
+    assert mis.mis_proxy(images[:3], images[strong], images[weak], minima=images[3:6], embed=constant) == 0.5
+
+
+def test_custom_embedding_separates_colour():
+    images, acts, _ = _data(40)
+    strong, weak = mis.pick_queries(acts, 10, fraction=0.25)
+
     def redness(x: torch.Tensor) -> torch.Tensor:
         return torch.stack([x[:, 0].mean((1, 2)) - x[:, 2].mean((1, 2)), torch.full((len(x),), 0.5)], 1)
 
-    assert mis.mis_proxy(images[acts > 0][:3], images[strong], images[weak], embed=redness) == 1.0
-    constant = lambda x: torch.ones(len(x), 4)  # noqa: E731
-    assert mis.mis_proxy(images[:3], images[strong], images[weak], embed=constant) == 0.5
+    assert mis.mis_proxy(images[acts > 0][:3], images[strong], images[weak], embed=redness) > 0.99
+
+
+def test_default_temperature_is_the_calibrated_chance_spread():
+    from experiments.data.shapes import make_shapes
+    images = make_shapes(n=160, size=64, seed=1234).images
+    measured = mis.calibrate_temperature(mis.default_embed, images, n_tasks=200)
+    assert measured == pytest.approx(mis.HOG_COLOUR_TEMPERATURE, rel=0.3)  # 0.054 on the default run's 512 images
+    with pytest.raises(ValueError, match="at least 20 images"):
+        mis.calibrate_temperature(mis.default_embed, images[:10])
+
+
+def test_embedding_names_resolve_or_fail_in_one_line():
+    assert mis.embedding("hog_colour") is mis.default_embed
+    assert mis.embedding(f"{__name__}:_identity") is _identity
+    for name, match in (("hogcolour", "did you mean hog_colour"), ("nosuch_module_x:f", "No module named"),
+                        (f"{__name__}:nosuch", "nosuch"), (f"{__name__}:math", "not a function")):
+        with pytest.raises(ValueError, match=match) as err:
+            mis.embedding(name)
+        assert "\n" not in str(err.value) and repr(name) in str(err.value)
+    assert mis.temperature_for("hog_colour", None) == mis.HOG_COLOUR_TEMPERATURE
+    assert mis.temperature_for(f"{__name__}:_identity", 0.1) == 0.1
+    with pytest.raises(ValueError, match="needs metrics.mis_temperature"):
+        mis.temperature_for(f"{__name__}:_identity", None)
+    with pytest.raises(ValueError, match="mis_temperature=0"):
+        mis.temperature_for("hog_colour", 0)
+
+
+@pytest.mark.parametrize("settings,match", [({"mis_embedding": "hogcolour"}, "'hogcolour'"),
+                                            ({"mis_embedding": "nosuch_module_x:embed"}, "nosuch_module_x"),
+                                            ({"mis_references": 0}, "mis_references=0"),
+                                            ({"mis_temperature": -1.0}, "mis_temperature=-1.0")])
+def test_run_validation_refuses_bad_mis_settings(settings, match):
+    with pytest.raises(ValueError, match=match):
+        check_metrics(OmegaConf.structured(MetricsConf(**settings)))
+    check_metrics(OmegaConf.structured(MetricsConf()))
 
 
 def test_pick_queries_pools_and_errors():
