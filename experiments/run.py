@@ -97,7 +97,7 @@ def targets_for(cfg: DictConfig, method: Method, spec: ModelSpec) -> list[Target
     """The configured target, or the model's defaults as the method takes them."""
     targets = resolve_targets(cfg.target, spec)
     if not cfg.target.layer and method.default_targets is not None:
-        targets = method.default_targets(spec.model, targets)
+        targets = method.default_targets(spec.model, targets, method_params(cfg))
     return targets
 
 

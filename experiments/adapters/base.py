@@ -47,7 +47,8 @@ class Method:
     schema: dict[str, tuple[Any, Any]]  # param name -> (type hint, default)
     batch: str | None = None  # the param halved after an out-of-memory error (None: all units at once)
     stochastic: bool = False  # results depend on the seed (scored for seed stability)
-    default_targets: Callable[[nn.Module, list[Target]], list[Target]] | None = None  # when no layer is configured
+    default_targets: Callable[[nn.Module, list[Target], dict[str, Any]], list[Target]] | None = None  # (model, the
+    # model's default targets, params) -> the targets when no layer is configured
     check_target: Callable[[ModelSpec, DataSpec, Target, dict[str, Any]], Any] | None = None  # refuses, before any
     # work, a target, model or data the method cannot run on with these params (one line)
     contenders: Callable[..., Any] | None = None  # (Setup, peers) -> (contenders, work): see experiments.contenders

@@ -23,7 +23,7 @@ def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[s
     raw_weights.check_target(spec.model, target)
 
 
-def first_layer(model: nn.Module, targets: list[Target]) -> list[Target]:
+def first_layer(model: nn.Module, targets: list[Target], params: dict[str, Any]) -> list[Target]:
     """The model's default targets on its first conv layer, else its first 8 filters."""
     first = raw_weights.first_conv_name(model)
     return [t for t in targets if t.layer == first] or [Target(layer=first, units=tuple(range(8)))]

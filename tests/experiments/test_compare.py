@@ -207,7 +207,7 @@ def test_callback_runs_at_the_end_of_a_real_sweep(tmp_path: Path) -> None:
                           cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": ""}, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "| m        | gt_corr ↑ | 2 ± 12.71 (n=2) | 2 ± 12.71 (n=2) |" in (sweep / "summary.md").read_text()
+    assert "| gt_corr ↑ | m        | default  | 2 ± 12.71 (n=2) | 2 ± 12.71 (n=2) |" in (sweep / "summary.md").read_text()
     assert len(pd.read_parquet(sweep / "results.parquet")) == 4
 
 

@@ -12,11 +12,14 @@ from experiments.adapters import RunOptions, registry
 from experiments.data.shapes import make_shapes
 from experiments.zoo.planted import build_planted
 from methods.base import Target, Visualization
+from methods.occlusion import OcclusionMaps
 
 UNITS = (0, 1, 2)
 QUICK = {"gradient_ascent": {"steps": 4, "transforms": "standard"}, "occlusion": {"window": 16, "stride": 16},
          "top_patches": {"k": 3}, "raw_weights": {}}
-LAYER = {"raw_weights": "conv1"}
+QUICK |= {f"random_baseline/{like}": {"like": like, **params} for like, params in
+          {"raw_weights": {}, "gradient_ascent": {}, "occlusion": {"window": 16, "stride": 16}, "top_patches": {"k": 3}}.items()}
+LAYER = {"raw_weights": "conv1", "random_baseline/raw_weights": "conv1"}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def shapes():
 
 def call(name: str, spec, data, units: tuple[int, ...] = UNITS, seed: int = 0) -> Visualization:
     """Method `name` on planted units, as a run calls it (params beyond QUICK at their defaults)."""
-    method = registry()[name]
+    method = registry()[name.split("/")[0]]
     target = Target(LAYER.get(name, "conv2"), units)
     return method.call(spec, data, target, QUICK[name], RunOptions(seed=seed, n_images=2), spec.model)
 
@@ -43,7 +46,7 @@ def state(model: torch.nn.Module) -> tuple[dict, bool, int]:
 
 
 def test_every_method_is_covered() -> None:
-    assert set(registry()) == set(QUICK)
+    assert set(registry()) == {name.split("/")[0] for name in QUICK}
 
 
 @pytest.mark.parametrize("name", sorted(QUICK))
@@ -80,7 +83,7 @@ def test_same_seed_same_result(name: str, planted, shapes) -> None:
 def test_units_batched_equal_units_one_by_one(name: str, planted, shapes) -> None:
     together = call(name, planted, shapes)
     alone = [call(name, planted, shapes, units=(u,)) for u in UNITS]
-    if name == "occlusion":  # each unit is mapped on the union of the units' images: compare its own maps
+    if isinstance(together, OcclusionMaps):  # each unit is mapped on the union of the units' images: compare its own maps
         for i, single in enumerate(alone):
             own, maps = together.own_maps(i)
             assert own == single.own_maps(0)[0]

@@ -11,15 +11,15 @@ from experiments.adapters.base import INPUTS, SUPPLIED, fits
 from methods.base import Target
 
 
-def test_registry_has_the_four_methods_with_consistent_entries() -> None:
+def test_registry_has_the_four_methods_and_their_floor_with_consistent_entries() -> None:
     methods = registry()
-    assert set(methods) == {"raw_weights", "gradient_ascent", "occlusion", "top_patches"}
+    assert set(methods) == {"raw_weights", "gradient_ascent", "occlusion", "top_patches", "random_baseline"}
     for name, m in methods.items():
         assert m.name == name and m.inputs in INPUTS and m.visualize.__module__.startswith(f"methods.{name}")
         assert m.batch is None or m.batch in m.schema
         assert not set(m.schema) & set(SUPPLIED)
         assert set(m.peers) <= {"lucent", "captum_occlusion"}
-    assert [n for n, m in methods.items() if m.stochastic] == ["gradient_ascent"]
+    assert sorted(n for n, m in methods.items() if m.stochastic) == ["gradient_ascent", "random_baseline"]
     assert {n for n, m in methods.items() if m.contenders} == {"gradient_ascent", "occlusion", "top_patches"}
 
 
