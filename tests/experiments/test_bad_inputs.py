@@ -87,6 +87,11 @@ CASES = {
     "randomization_mode": (["metrics=default", "metrics.randomization_mode=sideways"], "'sideways'"),
     "enabled": (["metrics.enabled=[nosuch_metric]"], "'nosuch_metric'"),
     "mis_tasks": (["metrics.mis_tasks=0"], "metrics.mis_tasks=0"),
+    "mis_references": (["metrics.mis_references=0"], "metrics.mis_references=0"),
+    "mis_embedding": (["metrics.mis_embedding=nosuch_module:embed"], "nosuch_module:embed"),
+    "mis_temperature": (["metrics.mis_temperature=-1"], "mis_temperature"),
+    "baseline_like": (["method=random_baseline/occlusion", "method.params.like=occlusoin"], "'occlusoin'"),
+    "baseline_deep_filters": (["method=random_baseline/raw_weights", "target.layer=conv2", "target.units=[0]"], "'conv2'"),
     "runner": (["runner=nosuch.run"], "'nosuch.run'"),
     # config keys and options (Hydra's multi-line messages before)
     "plus_key": (["+foo=1"], "'foo'"),
