@@ -23,7 +23,7 @@ skimage's strongest channel per pixel); their code first collapses 3-channel mas
 A similarity of a result that is constant (all zero included; |result| for the `_abs` variants) or not
 finite is undefined: the functions return NaN and `undefined` says why (scoring reports it as a degenerate
 row, never as a pass). `seed_ssim` (stability over two seeds, high = stable) is `sanity_ssim` on the two
-seeds' results, so both read alike. `gt_ssim` (ground_truth) keeps `_common.ssim`'s [-1, 1] rescaling.
+seeds' results, so both read alike; `gt_ssim` (ground_truth) uses the same [0, 1] SSIM.
 """
 from __future__ import annotations
 

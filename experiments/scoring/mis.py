@@ -46,6 +46,11 @@ def unit_peaks(s: Scoring, images: Tensor) -> tuple[Tensor, Tensor | None]:
     return torch.cat(values), torch.cat(positions) if positions else None
 
 
+def data_peaks(s: Scoring) -> tuple[Tensor, Tensor | None]:
+    """`unit_peaks` of every data image, found once per result (mis_proxy's queries, topk_precision's classes)."""
+    return s.memo("data_peaks", unit_peaks, s, s.data.images)
+
+
 def mis_field(s: Scoring, size: tuple[int, int]) -> ReceptiveField:
     """The target layer's receptive field for images of `size` (without global branches where they make it the whole image)."""
     return local_field(s.spec.model, s.target.layer, size)[0]
@@ -84,7 +89,7 @@ def mis_rows(s: Scoring, units: tuple[int, ...], maxima: list[Tensor], minima: l
     k, kinds = s.settings.mis_references, "max" if minima is None else "max+min"
     embed = mis.embedding(s.settings.mis_embedding)
     temperature = mis.temperature_for(s.settings.mis_embedding, s.settings.mis_temperature)
-    values, positions = unit_peaks(s, s.data.images)
+    values, positions = data_peaks(s)
     try:
         rf = mis_field(s, tuple(s.data.images.shape[-2:])) if positions is not None else None
     except ValueError as err:

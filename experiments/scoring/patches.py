@@ -2,18 +2,12 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from experiments.metrics import top_patches
 from experiments.scoring.context import Row, Scoring, rows_for
-from experiments.scoring.mis import unit_peaks
+from experiments.scoring.mis import data_peaks
 from experiments.scoring.registry import metric
 from methods.top_patches import TopPatches
-
-
-def data_peaks(s: Scoring) -> Tensor:
-    """[N, U] each target unit's peak on every data image (`unit_peaks`: what top_patches ranks by), found once."""
-    return s.memo("data_peaks", unit_peaks, s, s.data.images)[0]
 
 
 @metric("topk_precision", TopPatches, "higher", needs=("labels",))
@@ -24,7 +18,7 @@ def topk_precision(s: Scoring, result: TopPatches) -> list[Row]:
     for i, unit in enumerate(result.units):
         planted = s.spec.unit_classes.get((s.target.layer, unit))
         preferred = (s.data.class_names.index(planted) if planted in s.data.class_names
-                     else top_patches.preferred_class(data_peaks(s)[:, i], s.data.labels))
+                     else top_patches.preferred_class(data_peaks(s)[0][:, i], s.data.labels))
         values.append(top_patches.topk_precision(s.data.labels[result.indices[i]], preferred))
     return rows_for(result, "topk_precision", values)
 

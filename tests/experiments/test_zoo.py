@@ -17,7 +17,7 @@ from experiments.zoo import auto_targets, build_model
 from experiments.zoo.spec import ModelSpec
 from experiments.zoo.shapes_cnn import CHECKPOINT, build_shapes_cnn
 from experiments.zoo.torchvision_models import build_torchvision
-from tests.conftest import TinyCNN, make_cfg, make_tiny_cnn
+from tests.conftest import make_cfg, make_tiny_cnn
 
 BUILDERS = {"planted": "planted.build_planted", "shapes_cnn": "shapes_cnn.build_shapes_cnn",
             "custom": "custom.build_custom", "googlenet": "torchvision_models.build_torchvision",
