@@ -10,15 +10,9 @@ from omegaconf import OmegaConf
 from experiments.adapters import RunOptions, call_method
 from experiments.data.shapes import make_shapes
 from experiments.scoring import Scoring, score
-from experiments.zoo.planted import build_planted
 from methods.base import Target
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return build_planted()
 
 
 @pytest.fixture(scope="module")

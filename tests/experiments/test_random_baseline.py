@@ -14,7 +14,6 @@ from experiments.data.shapes import make_shapes
 from experiments.metrics.sanity import randomize
 from experiments.run import quality_run
 from experiments.scoring import better
-from experiments.zoo.planted import build_planted
 from methods.base import Target
 from methods.gradient_ascent import Ascent
 from methods.occlusion import OcclusionMaps
@@ -26,11 +25,6 @@ LIKES = {"raw_weights": Filters, "gradient_ascent": Ascent, "occlusion": Occlusi
 # what the default sweep runs for each family (conf/experiment/default.yaml)
 REAL = {"raw_weights": "raw_weights", "gradient_ascent": "gradient_ascent/olah2017_short", "occlusion": "occlusion",
         "top_patches": "top_patches"}
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return build_planted()
 
 
 @pytest.fixture(scope="module")

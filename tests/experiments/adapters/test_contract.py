@@ -10,7 +10,6 @@ import torch
 
 from experiments.adapters import RunOptions, registry
 from experiments.data.shapes import make_shapes
-from experiments.zoo.planted import build_planted
 from methods.base import Target, Visualization
 from methods.occlusion import OcclusionMaps
 
@@ -20,11 +19,6 @@ QUICK = {"gradient_ascent": {"steps": 4, "transforms": "standard"}, "occlusion":
 QUICK |= {f"random_baseline/{like}": {"like": like, **params} for like, params in
           {"raw_weights": {}, "gradient_ascent": {}, "occlusion": {"window": 16, "stride": 16}, "top_patches": {"k": 3}}.items()}
 LAYER = {"raw_weights": "conv1", "random_baseline/raw_weights": "conv1"}
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return build_planted()
 
 
 @pytest.fixture(scope="module")

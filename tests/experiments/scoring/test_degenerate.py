@@ -15,18 +15,12 @@ from experiments.adapters import RunOptions, call_method
 from experiments.adapters.occlusion import top_images
 from experiments.data.shapes import make_shapes
 from experiments.scoring import Scoring, label, score, unit_reasons
-from experiments.zoo.planted import build_planted
 from methods.base import Target
 
 OPTS = RunOptions(n_images=2)
 FAST = {"auc_steps": 5, "mis_tasks": 5}
 PARAMS = {"gradient_ascent": {"steps": 2}, "occlusion": {"window": 16, "stride": 16}, "top_patches": {"k": 3},
           "raw_weights": {}}
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return build_planted()
 
 
 @pytest.fixture(scope="module")
