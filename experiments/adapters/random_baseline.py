@@ -58,5 +58,6 @@ def default_targets(model: nn.Module, targets: list[Target], params: dict[str, A
 
 METHOD = Method(
     name="random_baseline", visualize=random_baseline.visualize, call=call, inputs="images",
-    check=random_baseline.check_params, schema=signature_schema(random_baseline.visualize), stochastic=True, default_targets=default_targets, check_target=check_target,
+    check=random_baseline.check_params, schema=signature_schema(random_baseline.visualize), stochastic=True,
+    default_targets=default_targets, check_target=check_target,
 )

@@ -4,8 +4,8 @@ What MIS is (Zimmermann, Klindt & Brendel, "Measuring Per-Unit Interpretability 
 NeurIPS 2024; project page brendel-group.github.io/mis): Borowski et al.'s task without humans. Each task shows
 K maximally and K minimally activating references of a unit (the explanation method's output for maximizing
 and for minimizing the unit; natural exemplars in the paper; K = 9 of each in Borowski et al.'s task, the
-default here) and two queries, one strongly and one weakly activating. Images are compared in DreamSim's embedding (Fu et al. 2023); a hard-coded binary classifier
-picks a query; MIS is the mean predicted probability of the correct choice over N tasks, with alpha of the
+default here) and two queries, one strongly and one weakly activating. Images are compared in DreamSim's
+embedding (Fu et al. 2023); a hard-coded binary classifier picks a query; MIS is the mean predicted probability of the correct choice over N tasks, with alpha of the
 classifier fitted to the human interpretability annotations of IMI (Zimmermann et al. 2023), per the paper's
 experiment setup. The classifier, as two public re-implementations we found (not the authors' code) spell it
 out: s(q, E) = mean cosine similarity of query q to the K references E; delta(q) = s(q, E_max) - s(q, E_min);
