@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from methods import occlusion, raw_weights, top_patches
-from methods.base import Target, Visualization, check_units, invalid_choice, read_out
+from methods.base import Target, Visualization, invalid_choice, read_out
 from methods.graph import fast_forward
 from methods.gradient_ascent import Ascent
 from methods.occlusion import OcclusionMaps
@@ -91,9 +91,7 @@ def random_patches(model: nn.Module, images: Tensor, target: Target, *, normaliz
     net = fast_forward(model, target.layer, normalize)
     with torch.inference_mode():
         first = net(images[:1].to(device))
-    if first.dim() != 4:
-        raise ValueError(f"top patches need a conv layer with [N, C, H, W] output; {target.layer!r} gives {tuple(first.shape)}")
-    check_units(target.units, first.shape[1], target.layer)
+    top_patches.check_layer(first, target)
     h, w = first.shape[-2:]
     u, k = len(target.units), min(k, len(images))
     streams = [generator(seed, 4, int(minimize), unit) for unit in target.units]

@@ -89,7 +89,7 @@ def visualize(
             if minimize:
                 acts = -acts
             if top is None:
-                _check_layer(acts, target)
+                check_layer(acts, target)
                 map_hw, image_chw = tuple(acts.shape[-2:]), tuple(batch.shape[1:])
             cand = _candidates(acts[:, units], target, mode, per_image, seen)
             top = _merge(top, cand, k)
@@ -189,7 +189,7 @@ def _context(sources: Tensor, boxes: Tensor) -> Tensor:
     return out
 
 
-def _check_layer(acts: Tensor, target: Target) -> None:
+def check_layer(acts: Tensor, target: Target) -> None:
     """One line if the layer has no spatial map or a unit is out of range."""
     if acts.dim() != 4:
         raise ValueError(f"top patches need a conv layer with [N, C, H, W] output; {target.layer or '<logits>'!r} gives {tuple(acts.shape)}")
