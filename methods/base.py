@@ -8,6 +8,8 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from methods.layout import as_map
+
 KINDS = ("channel", "neuron", "layer", "class", "direction")
 GREY = 0.5  # display-space grey: what fills pixels outside an image, and the centre the regularizers pull to
 
@@ -104,7 +106,8 @@ class _Stop(Exception):
 
 
 class Truncated(nn.Module):
-    """Normalizes [0, 1] images and runs `model` only up to `layer`, returning that layer's output."""
+    """Normalizes [0, 1] images and runs `model` only up to `layer`, returning that layer's output as a map
+    [N, C, H, W] (token and channels-last outputs folded back, see methods.layout) or a vector [N, C]."""
 
     def __init__(self, model: nn.Module, layer: str, normalize: nn.Module | None = None) -> None:
         super().__init__()
@@ -116,7 +119,7 @@ class Truncated(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.normalize(x)
         if self._module is None:
-            return self.model(x)
+            return as_map(self.model(x), x.shape[-2:])
         captured: list[Tensor] = []
 
         def hook(_m: nn.Module, _i: Any, out: Tensor) -> None:
@@ -132,7 +135,7 @@ class Truncated(nn.Module):
             handle.remove()
         if not captured:
             raise RuntimeError(f"layer {self.layer!r} was not reached in the forward pass")
-        return captured[0]
+        return as_map(captured[0], x.shape[-2:])
 
 
 def truncate(model: nn.Module, layer: str, normalize: nn.Module | None = None) -> Truncated:
@@ -140,11 +143,19 @@ def truncate(model: nn.Module, layer: str, normalize: nn.Module | None = None) -
     return Truncated(model, layer, normalize)
 
 
-def layer_shape(model: nn.Module, layer: str, input_size: int, in_channels: int = 3) -> tuple[int, ...]:
-    """Shape [C, H, W] of `layer`'s output for one input image of `input_size` pixels."""
+def pair(size: int | Sequence[int]) -> tuple[int, int]:
+    """(h, w) from a square side or an (h, w) pair."""
+    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def layer_shape(model: nn.Module, layer: str, input_size: int | Sequence[int], in_channels: int = 3) -> tuple[int, ...]:
+    """Shape [C, H, W] (or [C]) of `layer`'s output seen as a map (see truncate) for one input image of
+    `input_size` pixels (a side or (h, w)); one line if the output is not one tensor."""
     device = next(model.parameters()).device
     with torch.inference_mode():
-        out = truncate(model, layer)(torch.zeros(1, in_channels, input_size, input_size, device=device))
+        out = truncate(model, layer)(torch.zeros(1, in_channels, *pair(input_size), device=device))
+    if not isinstance(out, Tensor):
+        raise ValueError(f"layer {layer or 'output'!r} returns a {type(out).__name__}, not one tensor")
     return tuple(out.shape[1:])
 
 

@@ -10,10 +10,12 @@ from torch import Tensor, fx, nn
 from torch.fx.experimental.optimization import fuse
 
 from methods.base import truncate
+from methods.layout import as_map
 
 
 class FastForward(nn.Module):
-    """normalize, then NHWC when asked, then the body (`traced`: an fx graph; otherwise the hook-truncated model)."""
+    """normalize, then NHWC when asked, then the body (`traced`: an fx graph, its output seen as a map as truncate
+    does; otherwise the hook-truncated model, which does it itself)."""
 
     def __init__(self, body: nn.Module, normalize: nn.Module | None, channels_last: bool, traced: bool) -> None:
         super().__init__()
@@ -26,7 +28,7 @@ class FastForward(nn.Module):
         x = self.normalize(x)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.body(x)
+        return self.body(x) if not self.traced else as_map(self.body(x), x.shape[-2:])
 
 
 class _Reached(Exception):
