@@ -29,11 +29,15 @@ class ModelConf:
     weights: Optional[str] = None
     factory: Optional[str] = None
     checkpoint: Optional[str] = None
-    input_size: int = 224
-    mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    strict: bool = True  # false: load the checkpoint's tensors that fit, listing the others in one log line
+    input_size: Any = 224  # a square side, or [height, width]
+    in_channels: Optional[int] = None  # None: the model's first Conv2d's
+    mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # one value per input channel
     std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
-    num_classes: Optional[int] = None
-    targets: Dict[str, List[int]] = field(default_factory=dict)
+    num_classes: Optional[int] = None  # None: the output's size (dim 1)
+    output: Any = None  # the index or key of the tensor to use where the model returns a tuple, list or dict
+    targets: Dict[str, Any] = field(default_factory=dict)  # layer -> units (list, or n = the first n); set: the targets
+    default_targets: Any = None  # {layer: units}: an option's own (conf/model/*.yaml), used where targets is unset
 
 
 @dataclass
@@ -44,6 +48,7 @@ class MethodConf:
     preset: str = "default"
     params: Dict[str, Any] = field(default_factory=dict)
     n_images: int = 2  # occlusion: how many of the target's top-activating images to occlude
+    images: Optional[List[int]] = None  # occlusion: these data images (indices) for every unit instead
 
 
 @dataclass
@@ -54,7 +59,11 @@ class DataConf:
     name: str = "shapes"
     n: int = 512
     seed: int = 1234
-    root: Optional[str] = None
+    root: Optional[str] = None  # image_folder: the ImageFolder tree
+    resize: str = "pad"  # image_folder: pad | crop | stretch to the model's (h, w) (experiments/data/fit.py)
+    boxes: Optional[str] = None  # image_folder: a CSV path,top,left,bottom,right of object boxes (image_folder.py)
+    path: Optional[str] = None  # arrays: a .npy/.npz/.pt file or a folder of them (experiments/data/arrays.py)
+    value_range: Optional[List[float]] = None  # arrays: [lo, hi] mapped to [0, 1] (unset: float in [0, 1] or uint8)
 
 
 @dataclass

@@ -113,12 +113,13 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
     torch.manual_seed(cfg.seed)
     spec = build_model(cfg.model)
     spec.model.to(device).eval()
-    data = build_data(cfg.data, spec.input_size)
+    data = build_data(cfg.data, spec.hw, spec.in_channels)
     targets = targets_for(cfg, method, spec)
     for target in targets if method.check_target else ():
         method.check_target(spec, data, target, params)
     opts = RunOptions(seed=cfg.seed, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
-                      progress=cfg.progress, n_images=cfg.method.n_images)
+                      progress=cfg.progress, n_images=cfg.method.n_images,
+                      images=tuple(cfg.method.images) if cfg.method.images is not None else None)
     settings = metric_settings(cfg)
     folder.context.update(weights=spec.weights, device=device_label(device))
     folder.start()

@@ -105,7 +105,7 @@ def setup(case: Case, cfg: DictConfig, device: torch.device) -> tuple[Setup, Met
     model = spec.model.to(device).eval()
     images, data_name = None, None
     if method.inputs == "images":
-        data = build_data(conf.data, size)
+        data = build_data(conf.data, size, spec.in_channels)
         images, data_name = data.images[: case.images].to(device), data.name
     compile = bool(cfg.compile) and "compile" in inspect.signature(method.visualize).parameters
     s = Setup(case, model, spec.normalizer(), images, size, tuple(spec.mean), tuple(spec.std), device, cfg.amp,

@@ -10,7 +10,7 @@ from experiments.builders import plain
 from experiments.zoo.spec import ModelSpec
 from methods.base import KINDS, Target, check_units, get_module, invalid_choice, layer_shape, one_line
 
-DATA_CHANNELS = 3  # every data source hands RGB images
+OUTPUT = "output"  # target.layer naming the model's own output (logits, or a dense map), unless a module has the name
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
@@ -77,19 +77,20 @@ def first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
 
 
 def probe(spec: ModelSpec, layer: str) -> tuple[int, ...]:
-    """`layer`'s output shape [C, ...] for one input image; one line on failure, naming the channel counts if they differ."""
+    """`layer`'s output shape as a map, [C, H, W] or [C], for one input image; one line on failure, naming the
+    channel counts if they differ."""
     try:
-        return layer_shape(spec.model, layer, spec.input_size, DATA_CHANNELS)
+        return layer_shape(spec.model, layer, spec.hw, spec.in_channels)
     except Exception as err:  # the model's own forward fails: any type, reported with the input it got
         found = first_layer(spec.model)
-        if found and isinstance(found[1], CONVS) and found[1].in_channels != DATA_CHANNELS:
+        if found and isinstance(found[1], CONVS) and found[1].in_channels != spec.in_channels:
             raise ValueError(
                 f"model {spec.name!r} takes {found[1].in_channels}-channel input (its first layer {found[0]!r} is "
-                f"{type(found[1]).__name__} with in_channels={found[1].in_channels}) but the data has "
-                f"{DATA_CHANNELS} channels (RGB); give the model {DATA_CHANNELS} input channels") from None
-        shape = [1, DATA_CHANNELS, spec.input_size, spec.input_size]
+                f"{type(found[1]).__name__} with in_channels={found[1].in_channels}) but model.in_channels="
+                f"{spec.in_channels}; set model.in_channels={found[1].in_channels}") from None
+        shape = [1, spec.in_channels, *spec.hw]
         raise ValueError(f"model {spec.name!r} fails on a {shape} input (model.input_size={spec.input_size}) "
-                         f"while probing layer {layer!r}: {one_line(err)}") from None
+                         f"while probing layer {layer or OUTPUT!r}: {one_line(err)}") from None
 
 
 def check_position(position: tuple[int, int] | None, shape: tuple[int, ...], layer: str) -> None:
@@ -134,13 +135,22 @@ def layer_target(spec: ModelSpec, layer: str, units: Any, keys: tuple[str, str],
     return replace(proto, layer=layer, units=chosen)
 
 
+def layer_name(layer: str | None, model: nn.Module) -> str | None:
+    """The module name a configured target.layer means: 'output' is the model's own output ('') unless a module has
+    that name."""
+    if layer == OUTPUT and OUTPUT not in dict(model.named_modules()):
+        return ""
+    return layer
+
+
 def resolve_targets(cfg: Any, spec: ModelSpec) -> list[Target]:
     """One Target per layer: the configured one, or the model's default targets."""
     proto = check_config(cfg)
+    layer = layer_name(cfg.layer, spec.model)
     if proto.kind == "class":
         return [class_target(cfg.units, spec.num_classes)]
     if cfg.layer:
-        wanted = {cfg.layer: (("target.layer", "target.units"), cfg.units)}
+        wanted = {layer: (("target.layer", "target.units"), cfg.units)}
     else:
         wanted = {layer: (("model.targets", f"model.targets.{layer}"), units) for layer, units in spec.default_targets.items()}
     if not wanted:

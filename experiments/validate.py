@@ -16,7 +16,8 @@ from experiments.scoring import metric_names
 from methods.base import invalid_choice, one_line
 
 OPEN = ("method.params", "model.targets", "speed.cases")  # dicts whose keys the method or the model defines
-BUILT = {"model": ("source", ("_target_", "source", "name", "targets")), "data": ("name", ("_target_", "name"))}
+BUILT = {"model": ("source", ("_target_", "source", "name", "targets", "default_targets", "output")),
+         "data": ("name", ("_target_", "name"))}
 # group: (the field naming its option, the fields every run reads whatever the builder)
 
 

@@ -1,8 +1,9 @@
 """Occlusion sensitivity (Zeiler & Fergus 2014): how much a target score drops when a patch hides each region.
 
-Map semantics equal captum's Occlusion with sliding_window_shapes=(3, window, window), strides=(3, stride, stride):
-windows start at 0, stride, ... up to the first start that reaches the last pixel (the last window is clipped to
-the image), and each pixel gets the mean over the windows covering it of (original score - occluded score).
+Map semantics equal captum's Occlusion with sliding_window_shapes=(C, window, window), strides=(C, stride, stride):
+windows start at 0, stride, ... along each of H and W up to the first start that reaches the last pixel (the last
+window is clipped to the image), and each pixel gets the mean over the windows covering it of (original score -
+occluded score). A window hides all C channels of the image (any C; H and W need not be equal).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from methods.base import GREY, Target, Visualization, check_units, invalid_choice, read_out
 from methods.graph import fast_forward
-from methods.receptive_field import box, receptive_field
+from methods.receptive_field import box, field
 
 FILLS = ("grey", "zero", "mean", "blur")
 KINDS = ("class", "channel", "neuron")
@@ -79,7 +80,7 @@ def visualize(
     channels_last: bool = True,
     progress: bool = False,
 ) -> OcclusionMaps:
-    """Occlusion maps of `images` [N, 3, H, W] in [0, 1] for every unit of `target` (class, channel or neuron).
+    """Occlusion maps of `images` [N, C, H, W] in [0, 1] for every unit of `target` (class, channel or neuron).
 
     Args:
         fill: what hides a window: "grey" (0.5), "zero", "mean" (the image's mean colour), "blur" (the blurred
@@ -91,7 +92,7 @@ def visualize(
         channels_last: run the model NHWC, faster with oneDNN and cuDNN (it always runs as methods/graph.py
             builds it: cut at the layer, BatchNorm folded).
 
-    Returns the heatmaps [U*N, 3, H, W] (unit-major) and the raw maps [N, U, H, W] (see OcclusionMaps).
+    Returns the heatmaps [U*N, 3, H, W] (RGB whatever C, unit-major) and the raw maps [N, U, H, W] (see OcclusionMaps).
     """
     _check(images, target, window, stride, fill, batch_size, reduce, output)
     device = next(model.parameters()).device
@@ -118,10 +119,12 @@ def visualize(
 def score(acts: Tensor, target: Target, reduce: str = "mean", output: str = "logit") -> Tensor:
     """Per-image scores [B, U] of the target's units from the truncated model's output."""
     idx = torch.tensor(target.units, device=acts.device)
-    if target.kind == "class":
-        if acts.dim() != 2:
-            raise ValueError(f"class targets need a layer with [N, classes] output; layer {target.layer!r} gives {tuple(acts.shape)}")
-        return (acts.softmax(1) if output == "prob" else acts)[:, idx]
+    if target.kind == "class":  # logits [N, K], or a dense map [N, K, H, W]: the class's mean over the map
+        if acts.dim() not in (2, 4):
+            raise ValueError(f"class targets need a [N, classes] or dense [N, classes, H, W] output; layer "
+                             f"{target.layer!r} gives {tuple(acts.shape)}")
+        scores = acts.softmax(1) if output == "prob" else acts
+        return (scores if scores.dim() == 2 else scores.flatten(2).mean(2))[:, idx]
     if target.kind == "channel" and reduce == "max":
         return acts[:, idx].flatten(2).amax(2)
     return read_out(acts, target)
@@ -164,7 +167,7 @@ def _coverage(count: int, window: int, stride: int, size: int, like: Tensor) -> 
 
 
 def occlude(images: Tensor, base: Tensor | float, which: Tensor, top: Tensor, left: Tensor, window: int) -> Tensor:
-    """Copies of images[which] with the window at (top, left) replaced by the baseline: [B, 3, H, W]."""
+    """Copies of images[which] with the window at (top, left) replaced by the baseline: [B, C, H, W]."""
     out = images[which]
     for k, (n, t, l) in enumerate(zip(which.tolist(), top.tolist(), left.tolist())):
         out[k, :, t:t + window, l:l + window] = base[n, :, t:t + window, l:l + window] if isinstance(base, Tensor) else base
@@ -173,7 +176,7 @@ def occlude(images: Tensor, base: Tensor | float, which: Tensor, top: Tensor, le
 
 def heatmaps(images: Tensor, maps: Tensor) -> Tensor:
     """Display maps [U*N, 3, H, W] (unit-major): red where hiding lowers the score, blue where it raises it,
-    blended over the grey photo with opacity proportional to |map| / max |map|."""
+    blended over the grey photo (its channel mean, any C) with opacity proportional to |map| / max |map|."""
     v = maps / maps.abs().amax(dim=(2, 3), keepdim=True).clamp_min(1e-12)  # [N, U, H, W] in [-1, 1]
     red = torch.tensor([1.0, 0.0, 0.0], device=maps.device).view(1, 1, 3, 1, 1)
     blue = torch.tensor([0.0, 0.0, 1.0], device=maps.device).view(1, 1, 3, 1, 1)
@@ -210,11 +213,12 @@ def _windows_in_field(
     model: nn.Module, target: Target, map_hw: tuple[int, int], image_hw: tuple[int, int], rows: Tensor, cols: Tensor,
     window: int, in_channels: int,
 ) -> Tensor:
-    """Bool [rows, cols]: windows that overlap the neuron's receptive field (all, if it cannot be computed)."""
+    """Bool [rows, cols]: windows that overlap the neuron's receptive field (traced, else measured; one line where
+    neither works)."""
     try:
-        rf = receptive_field(model, target.layer, image_hw, in_channels=in_channels)
-    except ValueError:
-        return torch.ones(len(rows), len(cols), dtype=torch.bool, device=rows.device)
+        rf = field(model, target.layer, image_hw, in_channels)
+    except ValueError as err:
+        raise ValueError(f"skip_outside_rf: {err} (skip_outside_rf=False evaluates every window)") from err
     r, c = target.position_in(*map_hw)
     (top, left, bottom, right), _ = box(rf, r, c, image_hw)
     in_rows = (rows < bottom) & (rows + window > top)

@@ -10,6 +10,7 @@ without knowledge of the model there is nothing to minimize.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,12 +20,12 @@ from methods import occlusion, raw_weights, top_patches
 from methods.base import Target, Visualization, invalid_choice, read_out
 from methods.graph import fast_forward
 from methods.gradient_ascent import Ascent
+from methods.gradient_ascent.transforms import hw
 from methods.occlusion import OcclusionMaps
 from methods.raw_weights import Filters
 from methods.top_patches import TopPatches
 
 LIKES = ("raw_weights", "gradient_ascent", "occlusion", "top_patches")
-IN_CHANNELS = 3  # what the data sources and gradient ascent give today
 
 
 def generator(seed: int, *salt: int) -> torch.Generator:
@@ -32,17 +33,27 @@ def generator(seed: int, *salt: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, *salt]).generate_state(1)[0]))
 
 
-def random_filters(model: nn.Module, target: Target, *, seed: int = 0, normalization: str = "per_filter") -> Filters:
+def in_channels(model: nn.Module, images: Tensor | None = None) -> int:
+    """The input's channel count: the given images', else the in_channels of the model's first conv."""
+    if images is not None:
+        return images.shape[1]
+    try:
+        return model.get_submodule(raw_weights.first_conv_name(model)).in_channels
+    except ValueError:
+        raise ValueError(f"{type(model).__name__} has no Conv2d to read its input channels from; pass images") from None
+
+
+def random_filters(model: nn.Module, target: Target, *, seed: int = 0, normalization: str = "per_filter",
+                   rgb_channels: Sequence[int] | None = None) -> Filters:
     """Filters of the target's first conv drawn as a fresh default init would: U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
-    each from its own (seed, unit) stream."""
+    each from its own (seed, unit) stream, and drawn as raw_weights draws them."""
     conv = raw_weights.check_target(model, target)
     shape = tuple(conv.weight.shape[1:])
     bound = 1 / math.sqrt(math.prod(shape))
     w = torch.stack([(2 * torch.rand(shape, generator=generator(seed, 1, u)) - 1) * bound for u in target.units])
-    images = raw_weights.normalize_filters(w, normalization)
     layer = target.layer or raw_weights.first_conv_name(model)
-    return Filters(images=images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images, units=tuple(target.units),
-                   layer=layer, weights=w)
+    return Filters(images=raw_weights.draw(w, normalization, rgb_channels), units=tuple(target.units), layer=layer,
+                   weights=w)
 
 
 def unit_scores(net: nn.Module, images: Tensor, target: Target, per_unit: int) -> Tensor:
@@ -55,11 +66,13 @@ def unit_scores(net: nn.Module, images: Tensor, target: Target, per_unit: int) -
     return acts.float().cpu().view(len(target.units), per_unit).mean(1)
 
 
-def random_ascent(model: nn.Module, target: Target, *, input_size: int, normalize: nn.Module | None = None,
-                  seed: int = 0, images_per_unit: int = 1, minimize: bool = False) -> Ascent:
-    """Uniform noise images [U * images_per_unit, 3, S, S] in [0, 1] (one stream per unit and image), with the
-    activation they reach."""
-    images = torch.stack([torch.rand(IN_CHANNELS, input_size, input_size, generator=generator(seed, 2, int(minimize), u, j))
+def random_ascent(model: nn.Module, target: Target, *, input_size: int | tuple[int, int], channels: int = 3,
+                  normalize: nn.Module | None = None, seed: int = 0, images_per_unit: int = 1,
+                  minimize: bool = False) -> Ascent:
+    """Uniform noise images [U * images_per_unit, channels, H, W] in [0, 1] (one stream per unit and image;
+    input_size: a side or (h, w)), with the activation they reach."""
+    shape = (channels, *hw(input_size))
+    images = torch.stack([torch.rand(shape, generator=generator(seed, 2, int(minimize), u, j))
                           for u in target.units for j in range(images_per_unit)])
     net = fast_forward(model, target.layer, normalize)
     return Ascent(images=images, units=tuple(target.units), layer=target.layer, images_per_unit=images_per_unit,
@@ -68,7 +81,7 @@ def random_ascent(model: nn.Module, target: Target, *, input_size: int, normaliz
 
 def random_maps(images: Tensor, target: Target, *, seed: int = 0, window: int = 8, stride: int = 4,
                 image_ids: Tensor | None = None) -> OcclusionMaps:
-    """Occlusion-shaped maps of `images` [N, 3, H, W]: a standard normal drop per window, spread as occlusion does;
+    """Occlusion-shaped maps of `images` [N, C, H, W]: a standard normal drop per window, spread as occlusion does;
     each (unit, image id) has its own stream (image_ids: the images' data indices, default 0..N-1)."""
     n, _, h, w = images.shape
     ids = range(n) if image_ids is None else image_ids.tolist()
@@ -109,21 +122,24 @@ def random_patches(model: nn.Module, images: Tensor, target: Target, *, normaliz
 
 
 def visualize(model: nn.Module, target: Target, images: Tensor | None = None, image_ids: Tensor | None = None, *,
-              like: str = "occlusion", input_size: int = 64, normalize: nn.Module | None = None, seed: int = 0,
-              normalization: str = "per_filter", images_per_unit: int = 1, window: int = 8, stride: int = 4,
-              fill: str | float = "grey", reduce: str = "mean", output: str = "logit", k: int = 9,
-              crop_size: int | None = None, minimize: bool = False) -> Visualization:
+              like: str = "occlusion", input_size: int | tuple[int, int] = 64, normalize: nn.Module | None = None,
+              seed: int = 0, normalization: str = "per_filter", rgb_channels: Sequence[int] | None = None,
+              images_per_unit: int = 1, window: int = 8, stride: int = 4, fill: str | float = "grey",
+              reduce: str = "mean", output: str = "logit", k: int = 9, crop_size: int | None = None,
+              minimize: bool = False) -> Visualization:
     """The result method `like` would give, drawn at random (images: the data to map or crop from; image_ids:
     their data indices, which seed occlusion-like maps).
 
+    Gradient-ascent-like images have the channels of `images` where given, else those of the model's first conv.
     fill, reduce and output are not used to draw: they are the occlusion settings the maps are scored with.
     """
-    check_params(like, normalization, images_per_unit, window, stride, fill, reduce, output, k, crop_size, minimize)
+    check_params(like, normalization, images_per_unit, window, stride, fill, reduce, output, k, crop_size, minimize,
+                 rgb_channels)
     if like == "raw_weights":
-        return random_filters(model, target, seed=seed, normalization=normalization)
+        return random_filters(model, target, seed=seed, normalization=normalization, rgb_channels=rgb_channels)
     if like == "gradient_ascent":
-        return random_ascent(model, target, input_size=input_size, normalize=normalize, seed=seed,
-                             images_per_unit=images_per_unit, minimize=minimize)
+        return random_ascent(model, target, input_size=input_size, channels=in_channels(model, images),
+                             normalize=normalize, seed=seed, images_per_unit=images_per_unit, minimize=minimize)
     if images is None:
         raise ValueError(f"like={like!r} needs images")
     if like == "top_patches":
@@ -134,12 +150,13 @@ def visualize(model: nn.Module, target: Target, images: Tensor | None = None, im
 
 def check_params(like: str = "occlusion", normalization: str = "per_filter", images_per_unit: int = 1,
                  window: int = 8, stride: int = 4, fill: str | float = "grey", reduce: str = "mean",
-                 output: str = "logit", k: int = 9, crop_size: int | None = None, minimize: bool = False) -> None:
+                 output: str = "logit", k: int = 9, crop_size: int | None = None, minimize: bool = False,
+                 rgb_channels: Sequence[int] | None = None) -> None:
     """One-line errors for settings that are wrong whatever the model: the stood-in method's own checks."""
     if like not in LIKES:
         raise invalid_choice("like", like, LIKES)
     if like == "raw_weights":
-        raw_weights.check_params(normalization)
+        raw_weights.check_params(normalization, rgb_channels)
     if like == "occlusion":
         occlusion.check_params(window=window, stride=stride, fill=fill, reduce=reduce, output=output)
     for key, value in (("images_per_unit", images_per_unit), ("k", k), ("crop_size", crop_size or 1)):

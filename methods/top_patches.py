@@ -30,6 +30,8 @@ class TopPatches(Visualization):
     boxes_unclipped: Tensor  # [U, k, 4] the whole receptive field
     rf: ReceptiveField
     rf_ignores_global: bool  # the field leaves out global branches (e.g. squeeze-excitation)
+    rf_method: str  # how the field was found: "graph" (traced) or "gradient" (measured)
+    rf_exceeds_image: bool  # the field is larger than the image: crops are the clipped boxes, not the whole field
     context: Tensor  # [U*k, 3, H, W] the source images with each patch's box outlined
     images_processed: int
 
@@ -159,6 +161,7 @@ def assemble(
     u, k = vals.shape
     channels, h, w = image_chw
     rf, ignored = local_field(model, target.layer, (h, w), channels)
+    exceeds = rf.exceeds_image((h, w))
     rows, cols = pos // map_hw[1], pos % map_hw[1]
     full = torch.stack([rf.offset + rows * rf.stride, rf.offset + cols * rf.stride], -1)
     full = torch.cat([full, full + rf.size], -1)  # [U, k, 4] top, left, bottom, right (exclusive)
@@ -168,12 +171,12 @@ def assemble(
     dev = sources.device
     side = crop_size or min(rf.size, max(h, w))
     where = torch.stack([rows, cols], -1).reshape(-1, 2).tolist()
-    crops = torch.stack([crop(img, rf, r, c, side) for img, (r, c) in zip(sources, where)])
+    crops = torch.stack([crop(img, rf, r, c, side, clip=exceeds) for img, (r, c) in zip(sources, where)])
     return TopPatches(
         images=crops, units=tuple(target.units), layer=target.layer, images_per_unit=k,
         indices=idx.to(dev), activations=vals.to(dev), positions=torch.stack([rows, cols], -1).to(dev),
-        boxes=clipped.to(dev), boxes_unclipped=full.to(dev), rf=rf, rf_ignores_global=ignored,
-        context=_context(sources, clipped.reshape(-1, 4).cpu()), images_processed=seen,
+        boxes=clipped.to(dev), boxes_unclipped=full.to(dev), rf=rf, rf_ignores_global=ignored, rf_method=rf.method,
+        rf_exceeds_image=exceeds, context=_context(sources, clipped.reshape(-1, 4).cpu()), images_processed=seen,
     )
 
 

@@ -30,6 +30,7 @@ class RunOptions:
     compile: bool = False
     progress: bool = False
     n_images: int = 4
+    images: tuple[int, ...] | None = None  # occlusion: these data images for every unit, not each unit's top ones
 
 
 Call = Callable[[ModelSpec, DataSpec, Target, dict[str, Any], RunOptions, nn.Module], Visualization]
@@ -54,6 +55,8 @@ class Method:
     contenders: Callable[..., Any] | None = None  # (Setup, peers) -> (contenders, work): see experiments.contenders
     peers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # peer contender -> modules it needs
     scaled: str = "images"  # what speed.scale multiplies: "images" (a case's images) or a param name (e.g. steps)
+    smoke: Callable[[int], list[str]] | None = None  # input side -> Hydra overrides of a cheap run of this method
+    # (experiments.coverage runs every method that has one on every model)
 
     def __post_init__(self) -> None:
         if self.inputs not in INPUTS:

@@ -12,7 +12,7 @@ from experiments.data.spec import DataSpec
 from experiments.devices import autocast, prepare_input
 from experiments.zoo.spec import ModelSpec
 from methods import gradient_ascent
-from methods.base import GREY, Target
+from methods.base import GREY, Target, pair
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # what lucent's preprocessing assumes
 # settings lucent's render_vis does as we call it; other gradient-ascent settings make the comparison unfair
@@ -24,7 +24,8 @@ LUCENT_SETTINGS = {"param": "fourier", "decorrelate": True, "decay_power": 1.0, 
 def call(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any], opts: RunOptions,
          model: nn.Module) -> gradient_ascent.Ascent:
     """Optimized inputs at the model's input size, with the run's seed, precision and layout."""
-    return gradient_ascent.visualize(model, target, input_size=spec.input_size, normalize=spec.normalizer(), seed=opts.seed,
+    return gradient_ascent.visualize(model, target, input_size=spec.hw, in_channels=spec.in_channels,
+                                     normalize=spec.normalizer(), seed=opts.seed,
                                      amp=opts.amp, channels_last=opts.channels_last, compile=opts.compile,
                                      progress=opts.progress, **params)
 
@@ -37,13 +38,14 @@ def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]
     batch = len(target.units) * params["images_per_unit"]
 
     def vizbench() -> Any:
-        return gradient_ascent.visualize(s.model, target, input_size=s.size, normalize=s.normalize, seed=s.seed,
+        return gradient_ascent.visualize(s.model, target, input_size=s.size, in_channels=len(s.mean),
+                                         normalize=s.normalize, seed=s.seed,
                                          amp=s.amp, channels_last=s.channels_last, compile=s.compile, progress=False,
                                          **s.case.params)
 
     trunc = bare_module(s)
     grey = torch.Generator().manual_seed(s.seed)  # near-grey images like vizbench's starts (speed depends a little on content)
-    x = prepare_input((GREY + 0.05 * torch.randn(batch, 3, s.size, s.size, generator=grey)).clamp(0, 1), s.device, s.channels_last)
+    x = prepare_input((GREY + 0.05 * torch.randn(batch, len(s.mean), *pair(s.size), generator=grey)).clamp(0, 1), s.device, s.channels_last)
 
     def bare() -> None:
         with autocast(s.device, s.amp):
@@ -67,6 +69,9 @@ def lucent_fn(s: Setup, params: dict[str, Any]) -> Callable[[], Any]:
     differ = {k: params.get(k) for k, v in LUCENT_SETTINGS.items() if params.get(k) != v}
     if differ:
         raise ValueError(f"not comparable: lucent's render_vis as called here does {LUCENT_SETTINGS}; this case sets {differ}")
+    if len(s.mean) != 3 or not isinstance(s.size, int):
+        raise ValueError(f"not comparable: lucent renders square RGB images; this case has {len(s.mean)} channels at "
+                         f"{s.size} px")
     model = lucent_model(formatted(s), s.mean, s.std)
     target = s.case.target()
     if target.kind != "channel":
@@ -96,5 +101,5 @@ METHOD = Method(
     name="gradient_ascent", visualize=gradient_ascent.visualize, call=call, inputs="optimized",
     check=gradient_ascent.check_params, schema=dataclass_schema(gradient_ascent.Settings), batch="units_per_batch",
     stochastic=True, contenders=contenders, peers={"lucent": ("lucent.optvis.render", "experiments.peers.lucent")},
-    scaled="steps",
+    scaled="steps", smoke=lambda side: ["method=gradient_ascent/quick", "method.params.steps=2"],
 )

@@ -34,10 +34,22 @@ def top_images(spec: ModelSpec, data: DataSpec, target: Target, n: int, batch_si
     return nan_last(torch.cat(scores)).topk(min(n, len(data.images)), dim=0).indices.T
 
 
+def chosen_images(spec: ModelSpec, data: DataSpec, target: Target, opts: RunOptions) -> Tensor:
+    """Indices [U, n] of the images to occlude per unit: `opts.images` (method.images) for every unit, else each
+    unit's `opts.n_images` most activating ones."""
+    if opts.images is None:
+        return top_images(spec, data, target, opts.n_images, channels_last=opts.channels_last)
+    bad = [i for i in opts.images if not 0 <= i < len(data.images)]
+    if bad or not opts.images:
+        raise ValueError(f"method.images={list(opts.images)}: {'index ' + str(bad[0]) + ' is' if bad else 'no images'} "
+                         f"out of range for data {data.name!r} with {len(data.images)} images (0..{len(data.images) - 1})")
+    return torch.tensor(opts.images).repeat(len(target.units), 1)
+
+
 def call(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any], opts: RunOptions,
          model: nn.Module) -> occlusion.OcclusionMaps:
-    """Maps of each unit's most exciting images; every unit is mapped on their union."""
-    per_unit = top_images(spec, data, target, opts.n_images, channels_last=opts.channels_last)
+    """Maps of each unit's chosen images (its most exciting ones by default); every unit is mapped on their union."""
+    per_unit = chosen_images(spec, data, target, opts)
     source = per_unit.flatten().unique()
     device = next(model.parameters()).device
     result = occlusion.visualize(model, data.images[source].to(device), target, normalize=spec.normalizer(),
@@ -109,4 +121,6 @@ METHOD = Method(
     name="occlusion", visualize=occlusion.visualize, call=call, inputs="images", check=occlusion.check_params,
     schema=signature_schema(occlusion.visualize), batch="batch_size", contenders=contenders,
     peers={"captum_occlusion": ("captum.attr", "experiments.peers.captum_occlusion")}, check_target=check_target,
+    smoke=lambda side: ["method=occlusion", f"method.params.window={max(1, side // 4)}",
+                        f"method.params.stride={max(1, side // 4)}", "method.n_images=1"],  # 4x4 windows, one image
 )

@@ -30,10 +30,10 @@ def settings(params: dict[str, Any]) -> dict[str, Any]:
 def call(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any], opts: RunOptions,
          model: nn.Module) -> Visualization:
     """The stood-in method's kind of result, drawn with the run's seed."""
-    run = {"input_size": spec.input_size, "normalize": spec.normalizer(), "seed": opts.seed, **params}
+    run = {"input_size": spec.hw, "normalize": spec.normalizer(), "seed": opts.seed, **params}
     if settings(params)["like"] != "occlusion":
         return random_baseline.visualize(model, target, data.images, **run)
-    per_unit = occlusion_adapter.top_images(spec, data, target, opts.n_images, channels_last=opts.channels_last)
+    per_unit = occlusion_adapter.chosen_images(spec, data, target, opts)
     source = per_unit.flatten().unique()
     result = random_baseline.visualize(model, target, data.images[source], image_ids=source, **run)
     return dataclasses.replace(result, unit_sources=per_unit)

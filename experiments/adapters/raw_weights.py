@@ -24,13 +24,18 @@ def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[s
 
 
 def first_layer(model: nn.Module, targets: list[Target], params: dict[str, Any]) -> list[Target]:
-    """The model's default targets on its first conv layer, else its first 8 filters."""
+    """The model's default targets on its first conv layer, else its first 8 filters; a target of another kind
+    (class, neuron...) is refused in one line rather than replaced."""
+    for target in targets:
+        if target.kind != "channel":
+            raw_weights.check_target(model, target)
     first = raw_weights.first_conv_name(model)
-    return [t for t in targets if t.layer == first] or [Target(layer=first, units=tuple(range(8)))]
+    n_filters = dict(model.named_modules())[first].out_channels
+    return [t for t in targets if t.layer == first] or [Target(layer=first, units=tuple(range(min(8, n_filters))))]
 
 
 METHOD = Method(
     name="raw_weights", visualize=raw_weights.visualize, call=call, inputs="weights",
     check=raw_weights.check_params, schema=signature_schema(raw_weights.visualize), default_targets=first_layer,
-    check_target=check_target,
+    check_target=check_target, smoke=lambda side: ["method=raw_weights"],
 )

@@ -46,7 +46,7 @@ def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[s
     """A channel or neuron target on a layer with a spatial map (patches need one)."""
     if target.kind not in top_patches.KINDS:
         raise invalid_choice("target.kind for top_patches", target.kind, top_patches.KINDS)
-    shape = layer_shape(spec.model, target.layer, spec.input_size, data.images.shape[1])
+    shape = layer_shape(spec.model, target.layer, spec.hw, data.images.shape[1])
     if len(shape) != 3:
         raise ValueError(f"top_patches needs a layer with a spatial map [C, H, W]; target.layer={target.layer!r} "
                          f"gives {list(shape)} per image")
@@ -55,4 +55,5 @@ def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[s
 METHOD = Method(
     name="top_patches", visualize=top_patches.visualize, call=call, inputs="images", check=top_patches.check_params,
     schema=signature_schema(top_patches.visualize), batch="batch_size", contenders=contenders, check_target=check_target,
+    smoke=lambda side: ["method=top_patches", "method.params.k=2"],
 )

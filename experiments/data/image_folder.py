@@ -1,20 +1,38 @@
-"""Images from any ImageFolder tree (e.g. ImageNet val), resized and centre-cropped to the model's input."""
+"""Images from any ImageFolder tree (e.g. ImageNet val), fitted to the model's input, with the user's masks or boxes.
+
+Each image is fitted to the model's (h, w) by data.resize (experiments.data.fit: pad keeps the whole image, the
+default; crop or stretch). Object masks, where given, are fitted exactly like their image:
+- a mask PNG beside its image, `<stem>.mask.png` (root/cats/001.jpg -> root/cats/001.mask.png), in the image's
+  own pixels; non-zero (after PIL's convert("L")) is the object. Mask files are never read as images.
+- and/or data.boxes=<file.csv> with the header path,top,left,bottom,right: one box per row in the image's own
+  pixels (rows top..bottom-1, columns left..right-1), path relative to data.root (or absolute); several rows
+  for one image are their union, and union with its mask PNG.
+When any drawn image has a mask (or data.boxes is set), those without one get an empty mask (pointing_game is then
+NaN on them) and one warning counts them; otherwise DataSpec.masks is None.
+"""
 from __future__ import annotations
 
+import csv
 import logging
 import os
 
 import torch
 from PIL import Image
 from torch import Tensor
-from torchvision import datasets, transforms
+from torchvision import datasets
+from torchvision.transforms.functional import pil_to_tensor
 
+from experiments.data.channels import as_channels, check_channels
+from experiments.data.fit import check_resize, fit_image, fit_mask
 from experiments.data.spec import DataSpec
 from methods.base import one_line
 
 log = logging.getLogger(__name__)
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)  # what PIL raises on a bad file
 LAYOUT = "expected an ImageFolder tree: root/<class>/<image>"
+MASK_SUFFIX = ".mask.png"
+BOX_COLUMNS = ("path", "top", "left", "bottom", "right")
+Box = tuple[int, int, int, int]  # top, left, bottom, right
 
 
 def check_root(root: str | None) -> str:
@@ -27,11 +45,16 @@ def check_root(root: str | None) -> str:
     return root
 
 
-def open_folder(root: str, size: int) -> datasets.ImageFolder:
-    """The ImageFolder at `root`, its images resized and centre-cropped to `size`; one line if it has no images."""
-    tf = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()])
+def is_image(path: str) -> bool:
+    """Whether ImageFolder should read `path`: an image extension, and not a `<stem>.mask.png` mask."""
+    return datasets.folder.has_file_allowed_extension(path, datasets.folder.IMG_EXTENSIONS) and \
+        not path.lower().endswith(MASK_SUFFIX)
+
+
+def open_folder(root: str) -> datasets.ImageFolder:
+    """The ImageFolder at `root` (mask files left out); one line if it has no images."""
     try:
-        folder = datasets.ImageFolder(root, transform=tf, allow_empty=True)
+        folder = datasets.ImageFolder(root, is_valid_file=is_image, allow_empty=True)
     except FileNotFoundError:  # torchvision's message for a root without class subfolders
         raise FileNotFoundError(f"data.root={root!r} has no class subfolders ({LAYOUT})") from None
     if not len(folder):
@@ -41,41 +64,128 @@ def open_folder(root: str, size: int) -> datasets.ImageFolder:
     return folder
 
 
-def read_image(folder: datasets.ImageFolder, index: int) -> tuple[Tensor, int] | None:
-    """Image `index` and its label, or None (with one warning naming the file) when it cannot be decoded."""
+def read_image(path: str) -> Tensor | None:
+    """The image at `path` as RGB [3, H, W] in [0, 1], or None (with one warning naming it) when it cannot be decoded."""
     try:
-        return folder[index]
+        with open(path, "rb") as f:
+            return pil_to_tensor(Image.open(f).convert("RGB")).float().div_(255)
     except UNREADABLE as err:
-        log.warning("skipped unreadable image %s (%s)", folder.samples[index][0], one_line(err))
+        log.warning("skipped unreadable image %s (%s)", path, one_line(err))
         return None
 
 
-def check_load_image_folder(root: str | None = None, n: int = 512) -> None:
-    """data.root is set and data.n is positive, checked without reading anything (experiments.builders.check_builder;
-    the folder itself may exist only where the jobs run)."""
+def read_mask(image_path: str, shape: tuple[int, int]) -> Tensor | None:
+    """The `<stem>.mask.png` beside `image_path` as [H, W] bool (non-zero = object), or None where there is none."""
+    path = os.path.splitext(image_path)[0] + MASK_SUFFIX
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            mask = pil_to_tensor(Image.open(f).convert("L"))[0] > 0
+    except UNREADABLE as err:
+        raise ValueError(f"mask {path} cannot be decoded ({one_line(err)})") from None
+    if tuple(mask.shape) != shape:
+        raise ValueError(f"mask {path} is {mask.shape[1]}x{mask.shape[0]} px but its image is {shape[1]}x{shape[0]} "
+                         f"(width x height): masks are in the image's own pixels")
+    return mask
+
+
+def read_boxes(boxes: str, root: str, folder: datasets.ImageFolder) -> dict[str, list[tuple[int, Box]]]:
+    """data.boxes as {image path: [(csv line, box)]}; one line for a missing file, column, number or image."""
+    if not os.path.isfile(boxes):
+        raise FileNotFoundError(f"data.boxes={boxes!r} does not exist (a CSV with the header {','.join(BOX_COLUMNS)})")
+    known = {os.path.normpath(path) for path, _ in folder.samples}
+    table: dict[str, list[tuple[int, Box]]] = {}
+    with open(boxes, newline="") as f:
+        rows = csv.DictReader(f)
+        if not set(BOX_COLUMNS) <= set(rows.fieldnames or ()):
+            raise ValueError(f"data.boxes={boxes!r} needs the columns {','.join(BOX_COLUMNS)} "
+                             f"(header found: {','.join(rows.fieldnames or ()) or 'none'})")
+        for row in rows:
+            line = rows.line_num
+            path = os.path.normpath(os.path.join(root, row["path"] or ""))
+            if path not in known:
+                example = os.path.relpath(folder.samples[0][0], root)
+                raise ValueError(f"data.boxes={boxes!r} line {line}: {row['path']!r} is no image under "
+                                 f"data.root={root!r} (paths are relative to data.root, e.g. {example!r})")
+            try:
+                box = tuple(int(row[k]) for k in BOX_COLUMNS[1:])
+            except (TypeError, ValueError):
+                raise ValueError(f"data.boxes={boxes!r} line {line}: top,left,bottom,right must be integers (pixels), "
+                                 f"got {','.join(str(row[k]) for k in BOX_COLUMNS[1:])}") from None
+            table.setdefault(path, []).append((line, box))
+    return table
+
+
+def box_mask(boxes: list[tuple[int, Box]], shape: tuple[int, int], source: str) -> Tensor:
+    """The union of `boxes` as an [H, W] bool mask; one line for a box outside the image."""
+    mask = torch.zeros(shape, dtype=torch.bool)
+    for line, (top, left, bottom, right) in boxes:
+        if not (0 <= top < bottom <= shape[0] and 0 <= left < right <= shape[1]):
+            raise ValueError(f"data.boxes={source!r} line {line}: box top,left,bottom,right={top},{left},{bottom},"
+                             f"{right} is not inside its {shape[1]}x{shape[0]} image (width x height; need "
+                             f"0 <= top < bottom <= height, 0 <= left < right <= width)")
+        mask[top:bottom, left:right] = True
+    return mask
+
+
+def user_mask(path: str, shape: tuple[int, int], boxes: dict[str, list[tuple[int, Box]]],
+              source: str | None) -> Tensor | None:
+    """The object mask of the image at `path`: its mask PNG united with its boxes; None where it has neither."""
+    mask = read_mask(path, shape)
+    if (own := boxes.get(os.path.normpath(path))) is not None:
+        union = box_mask(own, shape, source or "")
+        mask = union if mask is None else mask | union
+    return mask
+
+
+def check_load_image_folder(root: str | None = None, n: int = 512, resize: str = "pad") -> None:
+    """data.root is set, data.n is positive and data.resize is known, checked without reading anything
+    (experiments.builders.check_builder; the folder and data.boxes may exist only where the jobs run)."""
     if not root:
         check_root(root)
     if n < 1:
         raise ValueError(f"data.n={n} must be >= 1")
+    check_resize(resize)
 
 
-def load_image_folder(root: str | None, size: int, n: int = 512, seed: int = 0) -> DataSpec:
-    """Up to `n` readable images drawn (seeded) from an ImageFolder at `root`, as a DataSpec in [0, 1]."""
-    if n < 1:
-        raise ValueError(f"data.n={n} must be >= 1")
-    folder = open_folder(check_root(root), size)
-    pairs, skipped = [], []
+def load_image_folder(root: str | None, size: int | tuple[int, int], n: int = 512, seed: int = 0,
+                      channels: int = 3, resize: str = "pad", boxes: str | None = None) -> DataSpec:
+    """Up to `n` readable images drawn (seeded) from an ImageFolder at `root`, fitted to `size` by `resize`, as a
+    DataSpec in [0, 1] with `channels` channels (1: luminance) and the user's masks (see the module docstring)."""
+    check_load_image_folder(root, n, resize)
+    check_channels("image_folder", channels)
+    folder = open_folder(check_root(root))
+    table = read_boxes(boxes, root, folder) if boxes else {}
+    images, labels, masks, skipped = [], [], [], []
     for i in torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed)).tolist():
-        if len(pairs) == n:
+        if len(images) == n:
             break
-        pair = read_image(folder, i)
-        if pair is None:
-            skipped.append(folder.samples[i][0])
-        else:
-            pairs.append(pair)
-    if not pairs:
+        path, label = folder.samples[i]
+        image = read_image(path)
+        if image is None:
+            skipped.append(path)
+            continue
+        mask = user_mask(path, tuple(image.shape[-2:]), table, boxes)
+        images.append(fit_image(image, size, resize))
+        labels.append(label)
+        masks.append(None if mask is None else fit_mask(mask, size, resize))
+    if not images:
         raise ValueError(f"data.root={root!r} holds no readable images: all {len(skipped)} failed to decode "
                          f"(e.g. {skipped[0]})")
-    return DataSpec(name="image_folder", images=torch.stack([p[0] for p in pairs]),
-                    labels=torch.tensor([p[1] for p in pairs]), masks=None, class_names=tuple(folder.classes),
-                    skipped=tuple(skipped))
+    stacked = torch.stack(images)
+    return DataSpec(name="image_folder", images=as_channels(stacked, "image_folder", channels),
+                    labels=torch.tensor(labels), masks=fill_masks(masks, stacked.shape[-2:], root, bool(boxes)),
+                    class_names=tuple(folder.classes), skipped=tuple(skipped))
+
+
+def fill_masks(masks: list[Tensor | None], shape: tuple[int, int], root: str, boxes: bool) -> Tensor | None:
+    """The masks as [N, H, W], empty where an image has none (one warning counting them); None if none has one."""
+    missing = sum(m is None for m in masks)
+    if missing == len(masks) and not boxes:
+        return None
+    if missing:
+        log.warning("data.root=%r: %d of %d images have no mask (<stem>%s) nor box (data.boxes): their masks are "
+                    "empty (pointing_game is NaN on them)", root, missing, len(masks), MASK_SUFFIX)
+    empty = torch.zeros(shape, dtype=torch.bool)
+    return torch.stack([empty if m is None else m for m in masks])

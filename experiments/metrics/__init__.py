@@ -1,7 +1,9 @@
 """Quality metrics as plain functions (tensors / numpy arrays in, a float or a per-unit array out), no config.
 
 Which metric applies to which result, and which direction is better, is declared once per metric in
-experiments/scoring/ (the metric registry); one module here per family:
+experiments/scoring/ (the metric registry). Images may have any channel count C (1 = grey, 3 = RGB, or other
+bands); a metric that means nothing for some C says so (NaN, and a function telling why, e.g.
+`raw_weights.color_undefined`), and `mis.default_embed` documents its choice for C != 3. One module per family:
 
 - `sanity`       model-randomization test (Adebayo et al. 2018): `randomize` a copy of the model, then
                  compare results with SSIM / Spearman / |Spearman| / HOG correlation (low = the method

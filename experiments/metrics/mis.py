@@ -18,7 +18,8 @@ How mis_proxy departs from it:
   DreamSim, whose weights a benchmark run cannot assume; any perceptual model plugs in as module:function.
 - temperature: p = sigmoid(difference / temperature), with HOG_COLOUR_TEMPERATURE calibrated for the default
   embedding by `calibrate_temperature` (the spread of the difference when the references say nothing about
-  the unit), not fitted to human annotations.
+  the unit), not fitted to human annotations; HOG_GREY_TEMPERATURE for 1-channel images, and other channel
+  counts (no calibration data) must set metrics.mis_temperature.
 - references: the same K max (and K min) references in every task of a unit (the explanation as the method gave
   it, at most K images), where MIS draws fresh exemplars per task; a method without a `minimize` option has
   max references only (delta(q) = s(q, E_max)), and its rows say so.
@@ -48,6 +49,8 @@ HIST_BINS = 12
 REFERENCES = 9  # K, the references per kind (max, min) of a unit, as MIS
 # calibrate_temperature(default_embed, make_shapes(n=512, size=64, seed=1234).images): the data the default run uses
 HOG_COLOUR_TEMPERATURE = 0.05
+# the same on those images' ITU-R 601 luminance (experiments.data.channels.luminance), for 1-channel models: 0.101
+HOG_GREY_TEMPERATURE = 0.1
 
 
 def _unit_norm(v: np.ndarray) -> np.ndarray:
@@ -57,19 +60,26 @@ def _unit_norm(v: np.ndarray) -> np.ndarray:
 
 
 def default_embed(images: ArrayLike) -> np.ndarray:
-    """Model-independent embedding [N, D] of images [N, 3, H, W] in [0, 1]: HOG + HSV colour histograms.
+    """Model-independent embedding [N, D] of images [N, C, H, W] in [0, 1]: HOG + colour histograms.
 
     Each image is resized to 64x64; HOG of its gray version (8x8-pixel cells, 2x2 blocks, 9 orientations)
-    and per-channel HSV histograms (12 bins each, divided by the pixel count; each pixel's hue counts with
-    its saturation, since the hue of a near-grey pixel is noise) are each scaled to unit norm and
-    concatenated, so shape and colour weigh equally.
+    and histograms of 12 bins each (divided by the pixel count) are each scaled to unit norm and concatenated,
+    so shape and colour weigh equally. C = 3 (RGB): HOG of rgb2gray, histograms of H, S and V, each pixel's hue
+    counting with its saturation, since the hue of a near-grey pixel is noise. C = 1: HOG of the image and its
+    intensity histogram. Any other C (channels are not colours): HOG of the channel mean and one intensity
+    histogram per channel.
     """
     x = as_numpy(images)
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected RGB images [N, 3, H, W], got shape {tuple(x.shape)}")
+    if x.ndim != 4:
+        raise ValueError(f"expected images [N, C, H, W], got shape {tuple(x.shape)}")
     shape, colour = [], []
     for img in np.clip(x, 0, 1).transpose(0, 2, 3, 1):
         img = resize(img, (EMBED_SIZE, EMBED_SIZE), anti_aliasing=True)
+        if x.shape[1] != 3:
+            shape.append(hog(img.mean(2), orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2)))
+            colour.append(np.concatenate([np.histogram(img[..., c], HIST_BINS, (0, 1))[0] / img[..., c].size
+                                          for c in range(x.shape[1])]))
+            continue
         shape.append(hog(rgb2gray(img), orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2)))
         hsv = rgb2hsv(img).reshape(-1, 3)
         weights = (hsv[:, 1], None, None)
@@ -87,11 +97,12 @@ def _embed(images: ArrayLike, embed: Callable) -> np.ndarray:
 
 
 EMBEDDINGS: dict[str, Callable] = {"hog_colour": default_embed}
-TEMPERATURES = {"hog_colour": HOG_COLOUR_TEMPERATURE}
+# (embedding, image channels) -> calibrated temperature; default_embed has no calibration data for other channel counts
+TEMPERATURES = {("hog_colour", 3): HOG_COLOUR_TEMPERATURE, ("hog_colour", 1): HOG_GREY_TEMPERATURE}
 
 
 def embedding(name: str) -> Callable:
-    """The embedding `name` names: a key of EMBEDDINGS, or module:function (images [N, 3, H, W] in [0, 1] -> [N, D])."""
+    """The embedding `name` names: a key of EMBEDDINGS, or module:function (images [N, C, H, W] in [0, 1] -> [N, D])."""
     if name in EMBEDDINGS:
         return EMBEDDINGS[name]
     module, sep, attr = name.partition(":")
@@ -107,16 +118,18 @@ def embedding(name: str) -> Callable:
     return fn
 
 
-def temperature_for(name: str, temperature: float | None) -> float:
-    """The sigmoid's temperature: as set, else the calibrated value of a built-in embedding (a user's must set one)."""
+def temperature_for(name: str, temperature: float | None, channels: int = 3) -> float:
+    """The sigmoid's temperature: as set, else the calibrated value of a built-in embedding on images of `channels`
+    channels (a user's embedding, or a channel count without calibration data, must set one)."""
     if temperature is not None:
         if not temperature > 0:
             raise ValueError(f"metrics.mis_temperature={temperature} must be > 0")
         return float(temperature)
-    if name not in TEMPERATURES:
-        raise ValueError(f"metrics.mis_embedding={name!r} needs metrics.mis_temperature (its scale is unknown; "
+    if (name, channels) not in TEMPERATURES:
+        what = f"on {channels}-channel images " if name in EMBEDDINGS else ""
+        raise ValueError(f"metrics.mis_embedding={name!r} {what}needs metrics.mis_temperature (its scale is unknown; "
                          "experiments.metrics.mis.calibrate_temperature measures one on your images)")
-    return TEMPERATURES[name]
+    return TEMPERATURES[name, channels]
 
 
 def evidence(queries: np.ndarray, maxima: np.ndarray, minima: np.ndarray | None) -> np.ndarray:
@@ -134,8 +147,8 @@ def mis_proxy(maxima: ArrayLike, strong: ArrayLike, weak: ArrayLike, minima: Arr
               embed: Callable = default_embed, temperature: float = HOG_COLOUR_TEMPERATURE) -> float:
     """Mean probability, over 2AFC tasks, of picking the strong query: mean_i sigmoid((delta(strong_i) - delta(weak_i)) / T).
 
-    maxima: [k, 3, h, w] maximally activating references of the unit; minima: [k', 3, h, w] minimally activating
-    ones (None: max references only, delta(q) = s(q, maxima)); strong, weak: [N, 3, H, W] query pairs (task i
+    maxima: [k, C, h, w] maximally activating references of the unit; minima: [k', C, h, w] minimally activating
+    ones (None: max references only, delta(q) = s(q, maxima)); strong, weak: [N, C, H, W] query pairs (task i
     pairs strong[i] with weak[i]), none of them a reference's source (see `pick_queries`). embed: images ->
     [n, D] features (default `default_embed`); s(q, E) = mean cosine similarity of q to the references E.
     """
@@ -153,7 +166,7 @@ def calibrate_temperature(embed: Callable, images: ArrayLike, k: int = REFERENCE
 
     Such references say nothing about which query is which, so the difference is the embedding's chance
     fluctuation; dividing by it puts one chance spread of evidence at sigmoid(1) = 0.73, whatever the
-    embedding's scale. images: [M, 3, H, W] with M >= 2k + 2, embedded once.
+    embedding's scale. images: [M, C, H, W] with M >= 2k + 2, embedded once.
     """
     e = _embed(images, embed)
     if len(e) < 2 * k + 2:
@@ -195,12 +208,12 @@ def pick_queries(acts: ArrayLike, n_tasks: int, exclude: ArrayLike = (), fractio
 
 
 def rf_crops(images: torch.Tensor, positions: torch.Tensor, rf: ReceptiveField, side: int | None = None) -> torch.Tensor:
-    """Receptive-field crops [N, 3, side, side] of images [N, 3, H, W] around layer-map positions [N, 2] (row, col).
+    """Receptive-field crops [N, C, side, side] of images [N, C, H, W] around layer-map positions [N, 2] (row, col).
 
     Each crop is the full (unclipped) receptive-field box of its position, grey where the box sticks out of the
     image, resized to `side` (default min(rf.size, max(H, W)), the size of top_patches' crops).
     """
     if images.dim() != 4 or positions.shape != (len(images), 2):
-        raise ValueError(f"expected images [N, 3, H, W] and positions [N, 2], got {tuple(images.shape)} and {tuple(positions.shape)}")
+        raise ValueError(f"expected images [N, C, H, W] and positions [N, 2], got {tuple(images.shape)} and {tuple(positions.shape)}")
     side = side or min(rf.size, max(images.shape[-2:]))
     return torch.stack([crop(img, rf, int(r), int(c), side) for img, (r, c) in zip(images, positions.tolist())])

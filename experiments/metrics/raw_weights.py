@@ -1,5 +1,9 @@
 """Raw first-layer filters: smoothness, colour and how Gabor-like they are (trained CNNs learn smooth,
-often coloured, Gabor-like first-layer filters; random ones are noise)."""
+often coloured, Gabor-like first-layer filters; random ones are noise).
+
+Filters have C input channels, any C: smoothness and the Gabor fit read all channels, "colour" is the difference
+between channels (whatever they are: RGB, or bands such as near-infrared), undefined for C = 1.
+"""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -29,23 +33,33 @@ def filter_smoothness(weights: ArrayLike) -> np.ndarray:
     return np.array([tv(rescale(f, 0.0, 1.0)) for f in _filters(weights)])
 
 
+def color_undefined(weights: ArrayLike) -> str | None:
+    """Why the filters have no colour ratio (one input channel), or None."""
+    c = _filters(weights).shape[1]
+    return f"{c}-channel filters have no colour (colour is a difference between input channels)" if c < 2 else None
+
+
 def color_ratio(weights: ArrayLike) -> np.ndarray:
     """Per filter: share of its energy that differs between channels, ||w - channel mean||^2 / ||w||^2 (0 = grey).
 
-    weights: [F, C, h, w] -> [F]. The filter's mean colour counts: a filter uniform in space whose channels
-    differ (a colour blob) is coloured, while a grey pattern plus an offset common to all channels is grey.
-    Energy, not display: a mostly grey blob with a slight tint, e.g. channels (0.5, 0.4, 0.3), has ratio 0.04
-    although a per-filter min-max display shows it orange. Independent zero-mean noise in 3 channels -> ~2/3;
-    NaN for an all-zero filter.
+    weights: [F, C, h, w] -> [F], C >= 2 (any channels, not only RGB). The filter's mean colour counts: a filter
+    uniform in space whose channels differ (a colour blob) is coloured, while a grey pattern plus an offset common
+    to all channels is grey. Energy, not display: a mostly grey blob with a slight tint, e.g. channels (0.5, 0.4,
+    0.3), has ratio 0.04 although a per-filter min-max display shows it orange. Independent zero-mean noise in C
+    channels -> ~(C - 1) / C (2/3 for RGB); NaN for an all-zero filter, and for every filter when C = 1
+    (`color_undefined`).
     """
     w = _filters(weights)
+    if color_undefined(w):
+        return np.full(len(w), np.nan)
     total = (w**2).sum(axis=(1, 2, 3))
     colour = ((w - w.mean(1, keepdims=True)) ** 2).sum(axis=(1, 2, 3))
     return np.divide(colour, total, out=np.full_like(total, np.nan), where=total > 0)
 
 
 def color_fraction(weights: ArrayLike, threshold: float = 0.2) -> float:
-    """Share of filters whose `color_ratio` exceeds `threshold` (their channels differ, mean colour included)."""
+    """Share of filters whose `color_ratio` exceeds `threshold` (their channels differ, mean colour included);
+    NaN for 1-channel filters (`color_undefined`)."""
     r = color_ratio(weights)
     return float(np.mean(r[~np.isnan(r)] > threshold)) if np.any(~np.isnan(r)) else float("nan")
 
@@ -91,7 +105,7 @@ def gabor_bank(shape: tuple[int, int], orientations: int = 12) -> np.ndarray:
 
 def dominant_pattern(weights: ArrayLike) -> np.ndarray:
     """Per filter the spatial pattern [F, h, w] shared by its channels (first singular vector of [C, h*w]),
-    so gray and colour-opponent filters are both captured."""
+    so gray and colour-opponent filters are both captured (any C; C = 1: the filter itself, up to scale and sign)."""
     w = _filters(weights)
     f, c, h, wd = w.shape
     _, _, vt = np.linalg.svd(w.reshape(f, c, h * wd), full_matrices=False)

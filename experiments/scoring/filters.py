@@ -16,7 +16,10 @@ def filter_smoothness(s: Scoring, result: Filters) -> list[Row]:
 @metric("color_fraction", Filters, "descriptive")
 def color_fraction(s: Scoring, result: Filters) -> list[Row]:
     """Share of the layer's filters that are coloured (`raw_weights.color_fraction`, mean colour included; one row)."""
-    return [{"unit": None, "metric": "color_fraction", "value": float(raw_weights.color_fraction(result.weights))}]
+    row = {"unit": None, "metric": "color_fraction", "value": float(raw_weights.color_fraction(result.weights))}
+    if why := raw_weights.color_undefined(result.weights):
+        row["status"] = f"degenerate: {why}"
+    return [row]
 
 
 @metric("gabor_fit", Filters, "higher")

@@ -88,7 +88,10 @@ def mis_rows(s: Scoring, units: tuple[int, ...], maxima: list[Tensor], minima: l
     """
     k, kinds = s.settings.mis_references, "max" if minima is None else "max+min"
     embed = mis.embedding(s.settings.mis_embedding)
-    temperature = mis.temperature_for(s.settings.mis_embedding, s.settings.mis_temperature)
+    try:
+        temperature = mis.temperature_for(s.settings.mis_embedding, s.settings.mis_temperature, s.data.images.shape[1])
+    except ValueError as err:  # no calibrated scale for this channel count: the metric cannot apply, the run goes on
+        return [mis_row(s, u, float("nan"), kinds, f"degenerate: {err}") for u in units]
     values, positions = data_peaks(s)
     try:
         rf = mis_field(s, tuple(s.data.images.shape[-2:])) if positions is not None else None

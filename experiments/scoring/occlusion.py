@@ -134,6 +134,8 @@ def mask_energy(s: Scoring, i: int, idx: int, m: Tensor) -> float:
     if not (m > 0).any():
         top = float(m.nan_to_num(float("-inf")).max())
         raise Undefined(f"no positive mass in the occlusion map (largest drop {top:.3g})")
+    if not s.data.masks[idx].any():
+        raise Undefined("empty object mask")
     return occlusion.mask_energy(m, s.data.masks[idx])
 
 

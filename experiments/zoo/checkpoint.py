@@ -1,6 +1,8 @@
 """Reading state dict files (weights_only=True) and loading them into models, with one-line errors naming the file."""
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import re
 import zipfile
@@ -12,12 +14,18 @@ from torch import Tensor, nn
 from methods.base import one_line
 
 WRAPPERS = ("state_dict", "model")  # training checkpoints often keep the weights under one of these keys
+PREFIXES = ("module.", "_orig_mod.")  # key prefixes of (Distributed)DataParallel and torch.compile models
 SAVE_HINT = "save one with torch.save(model.state_dict(), path)"
 SHOWN = 3  # keys named per kind of mismatch
+log = logging.getLogger("vizbench")
 
 
 def _load(path: str) -> Any:
-    """torch.load with weights_only=True; zip-format files are memory-mapped (nothing read until used)."""
+    """torch.load with weights_only=True (zip-format files memory-mapped: nothing read until used); .safetensors
+    files with safetensors."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        return load_file(path, device="cpu")
     return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
 
 
@@ -58,6 +66,8 @@ def read_state_dict(path: str, what: str, hint: str = "") -> dict[str, Tensor]:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} not found (no such file){hint}")
+    if path.endswith(".safetensors") and importlib.util.find_spec("safetensors") is None:
+        raise ValueError(f"{what} is a .safetensors file, and reading one needs `pip install safetensors`{hint}")
     try:
         state = _load(path)
     except Exception as err:  # torch.load on a damaged file raises almost any type, each meaning "unreadable"
@@ -94,9 +104,26 @@ def shape_mismatches(model: nn.Module, state: dict[str, Tensor]) -> list[str]:
             for k, v in own.items() if k in state and state[k].shape != v.shape]
 
 
-def load_into(model: nn.Module, state: dict[str, Tensor], what: str, hint: str = "") -> nn.Module:
-    """`model` with `state` loaded (strict); one line starting with `what` naming the keys or shapes that don't fit."""
+def unwrap(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """`state` without the key prefixes DataParallel, DistributedDataParallel and torch.compile add ('module.',
+    '_orig_mod.', nested in any order), where every key has one and the model's own keys do not."""
+    own = model.state_dict().keys()
+    while state:
+        prefix = next((p for p in PREFIXES if all(k.startswith(p) for k in state)
+                       and not any(k.startswith(p) for k in own)), None)
+        if prefix is None:
+            break
+        state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def load_into(model: nn.Module, state: dict[str, Tensor], what: str, hint: str = "", strict: bool = True) -> nn.Module:
+    """`model` with `state` loaded; one line starting with `what` naming the keys or shapes that don't fit. With
+    `strict` off, the tensors that fit are loaded and the others listed in one log line."""
+    state = unwrap(state, model)
     shapes = shape_mismatches(model, state)
+    if not strict:
+        return load_fitting(model, state, what, hint, shapes)
     try:  # strict=False: torch says which keys are missing or unexpected (honouring modules' own loading rules)
         missing, unexpected = ([], []) if shapes else model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # what the shape check does not foresee
@@ -104,6 +131,26 @@ def load_into(model: nn.Module, state: dict[str, Tensor], what: str, hint: str =
     problem = describe(shapes, missing, unexpected)
     if problem:
         raise ValueError(f"{what} does not fit {type(model).__name__}: {problem}{hint}")
+    return model
+
+
+def load_fitting(model: nn.Module, state: dict[str, Tensor], what: str, hint: str, shapes: list[str]) -> nn.Module:
+    """`model` with the tensors of `state` that fit it loaded, the rest listed in one log line; one line if none fit."""
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fitting:
+        raise ValueError(f"{what} has no tensor that fits {type(model).__name__} (model.strict=false loads what "
+                         f"fits, and nothing does){hint}")
+    try:
+        missing = model.load_state_dict(fitting, strict=False).missing_keys
+    except RuntimeError as err:
+        raise ValueError(f"{what} does not fit {type(model).__name__}: {load_error(err)}{hint}") from None
+    unexpected = [k for k in state if k not in own]
+    skipped = "; ".join(part for part in (f"missing keys {', '.join(missing)}" if missing else "",
+                                          f"unexpected keys {', '.join(unexpected)}" if unexpected else "",
+                                          ", ".join(shapes)) if part)
+    log.warning(f"{what}: loaded {len(fitting)} of the model's {len(own)} tensors (model.strict=false)"
+                f"{'; not loaded: ' + skipped if skipped else ''}")
     return model
 
 

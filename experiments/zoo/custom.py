@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
 from experiments.zoo.checkpoint import load_into, read_state_dict
-from experiments.zoo.spec import ModelSpec, check_input
+from experiments.zoo.spec import ModelSpec, check_channels, check_input
 from methods.base import one_line
 
 
@@ -39,21 +39,25 @@ def make_model(path: str) -> nn.Module:
     return model
 
 
-def load_checkpoint(model: nn.Module, path: str) -> nn.Module:
-    """Load a state dict (or a dict holding one under 'state_dict'/'model') with weights_only=True."""
+def load_checkpoint(model: nn.Module, path: str, strict: bool = True) -> nn.Module:
+    """Load a state dict (or a dict holding one under 'state_dict'/'model') with weights_only=True; DataParallel
+    and torch.compile key prefixes are dropped; `strict` off loads what fits."""
     what = f"model.checkpoint {path!r}"
-    return load_into(model, read_state_dict(path, what), what)
+    return load_into(model, read_state_dict(path, what), what, strict=strict)
 
 
-def build_custom(factory: str | None, checkpoint: str | None = None, name: str | None = None, input_size: int = 224,
+def build_custom(factory: str | None, checkpoint: str | None = None, name: str | None = None, input_size: Any = 224,
                  mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
-                 num_classes: int | None = None) -> ModelSpec:
-    """A user model from `factory` (import path of a callable returning an nn.Module) and an optional `checkpoint`."""
+                 num_classes: int | None = None, in_channels: int | None = None, strict: bool = True) -> ModelSpec:
+    """A user model from `factory` (import path of a callable returning an nn.Module) and an optional `checkpoint`;
+    `in_channels` unset: its first Conv2d's."""
     if not factory:
         raise ValueError("model=custom needs model.factory=<import path of a callable returning an nn.Module>")
-    check_input(input_size, mean, std, num_classes)
+    check_input(input_size, mean, std, num_classes, in_channels)
     model = make_model(factory)
     if checkpoint:
-        load_checkpoint(model, checkpoint)
-    return ModelSpec(name=name or factory, model=model.eval(), weights=checkpoint, input_size=input_size,
-                     mean=tuple(mean), std=tuple(std), num_classes=num_classes)
+        load_checkpoint(model, checkpoint, strict)
+    spec = ModelSpec(name=name or factory, model=model.eval(), weights=checkpoint, input_size=input_size,
+                     mean=tuple(mean), std=tuple(std), num_classes=num_classes, in_channels=in_channels)
+    check_channels(mean, std, spec.in_channels)
+    return spec

@@ -9,13 +9,13 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from methods.base import Target, Visualization, check_units, invalid_choice
+from methods.base import Target, Visualization, check_units, invalid_choice, one_line
 from methods.graph import fast_forward
 
 from . import regularizers as reg
 from .objectives import Objective, diversity, from_target
 from .parameterizations import PARAMS, SQUASHES, make_param
-from .transforms import TransformSpec, draw, resolve, warp
+from .transforms import TransformSpec, draw, hw, resolve, warp
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam, "sgd": torch.optim.SGD}
 FUSED = ("adam", "sgd")  # one kernel per step instead of one per elementwise op (CPU and CUDA)
@@ -27,11 +27,11 @@ class Settings:
     """Preset knobs, passed to `visualize` as keyword arguments (defaults = Olah et al. 2017)."""
 
     param: str = "fourier"  # pixel | fourier | maco
-    decorrelate: bool = True  # Lucid's colour decorrelation (fourier; pixel with squash=sigmoid)
+    decorrelate: bool = True  # Lucid's colour decorrelation (fourier; pixel with squash=sigmoid); 3-channel inputs only
     decay_power: float = 1.0  # fourier: coefficients scaled by 1 / freq^decay_power
     squash: str = "sigmoid"  # pixel: sigmoid of free logits, or clamp raw pixels to [0, 1]
     init_sd: float | None = None  # std of the random start (None: 0.01; maco phase: 1.0)
-    maco_images: Tensor | None = None  # maco: natural images [N, 3, H, W] for the magnitude (None: skimage photos)
+    maco_images: Tensor | None = None  # maco: natural images [N, C, H, W] for the magnitude (None: skimage photos, C 1 or 3)
     optimizer: str = "adam"  # adam | nadam | sgd
     lr: float = 0.05
     momentum: float = 0.0  # sgd only
@@ -49,7 +49,7 @@ class Settings:
     blur_sigma: float = 1.0
     clip_norm_pct: float = 0.0
     clip_contrib_pct: float = 0.0
-    l2_bound: float | None = None  # project onto ||x - grey||_2 <= l2_bound * sqrt(3 S^2) (RMS radius)
+    l2_bound: float | None = None  # project onto ||x - grey||_2 <= l2_bound * sqrt(C H W) (RMS radius)
     diversity: float = 0.0  # weight of the diversity objective (needs images_per_unit > 1)
     cossim_pow: float = 0.0  # direction objective: cosine-similarity power
     objective: Objective | None = None  # replaces the target's objective
@@ -92,7 +92,7 @@ class Ascent(Visualization):
     """Optimized images, `images_per_unit` per unit (unit-major), with their final activation and snapshots."""
 
     activation: Tensor  # [U] objective of each unit's images, averaged over them
-    snapshots: dict[int, Tensor]  # step -> images [U * images_per_unit, 3, S, S] after that step
+    snapshots: dict[int, Tensor]  # step -> images [U * images_per_unit, C, H, W] after that step
     steps: int
 
     @property
@@ -154,7 +154,8 @@ class Run:
 
     forward: nn.Module
     objective: Objective
-    size: int
+    size: tuple[int, int]  # (h, w)
+    channels: int
     seed: int
     device: torch.device
     amp: torch.dtype | None
@@ -165,8 +166,9 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
     """Optimize images_per_unit images for each unit in ONE batch; returns the parameterization and snapshots."""
     k, size, dev = cfg.images_per_unit, run.size, run.device
     seeds = [image_seed(run.seed, u, i) for u in units for i in range(k)]
-    param = make_param(cfg.param, seeds, size, decorrelate=cfg.decorrelate, decay_power=cfg.decay_power,
-                       squash=cfg.squash, init_sd=cfg.init_sd, maco_images=cfg.maco_images).to(dev)
+    param = make_param(cfg.param, seeds, size, channels=run.channels, decorrelate=cfg.decorrelate,
+                       decay_power=cfg.decay_power, squash=cfg.squash, init_sd=cfg.init_sd,
+                       maco_images=cfg.maco_images).to(dev)
     unit_idx = torch.tensor([u for u in units for _ in range(k)], device=dev)
     opt_kw: dict[str, Any] = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
     if cfg.optimizer in FUSED:
@@ -198,30 +200,35 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
     return param, snaps
 
 
-def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: nn.Module | None = None, seed: int = 0,
-              amp: str = "off", channels_last: bool = True, compile: bool = False, progress: bool = False,
-              **knobs: Any) -> Ascent:
+def visualize(model: nn.Module, target: Target, *, input_size: int | tuple[int, int], in_channels: int = 3,
+              normalize: nn.Module | None = None, seed: int = 0, amp: str = "off", channels_last: bool = True,
+              compile: bool = False, progress: bool = False, **knobs: Any) -> Ascent:
     """Feature visualization by gradient ascent on the input, all target units in one batch (see Settings for knobs).
 
-    Images are unit-major: images[u * images_per_unit + i] is image i of target.units[u]. The steps run the
+    Images are [U * images_per_unit, in_channels, h, w] (input_size: a side, or (h, w)), unit-major:
+    images[u * images_per_unit + i] is image i of target.units[u]. Colour decorrelation applies where
+    in_channels = 3 only; other channel counts are optimized channel by channel. The steps run the
     model as `methods.graph.fast_forward` builds it (cut at the layer, BatchNorm folded, NHWC with
     channels_last). fp16 autocast works on CPU too (PyTorch >= 2.1) but is slow there; bf16 is the CPU choice.
     """
     cfg = settings(knobs)
     if amp not in AMP:
         raise invalid_choice("amp", amp, AMP)
+    size = hw(input_size)
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels={in_channels!r} must be a positive number of channels")
     device = next(model.parameters()).device
     units = tuple(int(u) for u in target.units)
     net = fast_forward(model, target.layer, normalize, channels_last)  # the truncated model as a faster graph
+    n_out = probe(net, (in_channels, *size), device)
     if target.kind in ("channel", "neuron", "class") and cfg.objective is None:
-        with torch.inference_mode():
-            n_out = net(torch.zeros(1, 3, input_size, input_size, device=device)).shape[1]
         check_units(units, n_out, target.layer or "output")
     base = cfg.objective or from_target(target, cfg.cossim_pow, device)
     objective = -base if cfg.minimize else base
     if cfg.diversity:
         objective = objective + cfg.diversity * diversity(cfg.images_per_unit)
-    run = Run(torch.compile(net) if compile else net, objective, input_size, seed, device, AMP[amp], resolve(cfg.transforms))
+    run = Run(torch.compile(net) if compile else net, objective, size, in_channels, seed, device, AMP[amp],
+              resolve(cfg.transforms))
     per = cfg.units_per_batch or len(units)
     batches = [units[i : i + per] for i in range(0, len(units), per)]
     images, snaps = [], {s: [] for s in cfg.snapshots}
@@ -238,6 +245,18 @@ def visualize(model: nn.Module, target: Target, *, input_size: int, normalize: n
         act = base(net(final).float(), unit_idx).view(len(units), cfg.images_per_unit).mean(1)
     return Ascent(images=final.cpu(), units=units, layer=target.layer, images_per_unit=cfg.images_per_unit,
                   activation=act.cpu(), snapshots={s: torch.cat(x).cpu() for s, x in snaps.items()}, steps=cfg.steps)
+
+
+def probe(net: nn.Module, shape: tuple[int, int, int], device: torch.device) -> int:
+    """Channels of the truncated model's output for one grey [C, H, W] image; a model that fails on it raises one line."""
+    with torch.inference_mode():
+        try:
+            return net(torch.full((1, *shape), 0.5, device=device)).shape[1]
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as err:
+            raise ValueError(f"the model fails on a {[1, *shape]} input (in_channels={shape[0]}, input_size="
+                             f"{list(shape[1:])}): {one_line(err)}") from None
 
 
 def check_params(**knobs: Any) -> None:

@@ -1,4 +1,8 @@
-"""Image parameterizations: pixels, Lucid's Fourier basis with colour decorrelation, and MACO's phase-only spectrum."""
+"""Image parameterizations: pixels, Lucid's Fourier basis with colour decorrelation, and MACO's phase-only spectrum.
+
+Images have C channels (the model's input channels) and h x w pixels. Colour decorrelation is Lucid's 3x3 RGB
+matrix, so it applies only where C = 3; other channel counts are parameterized channel by channel.
+"""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -10,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.base import invalid_choice
+
+from .transforms import hw
 
 PARAMS = ("pixel", "fourier", "maco")
 SQUASHES = ("sigmoid", "clamp")
@@ -25,10 +31,10 @@ def decorrelate(x: Tensor, matrix: Tensor | None = None) -> Tensor:
     return torch.einsum("ck,bkhw->bchw", m, x)  # a matmul: faster than a 3-channel 1x1 conv on CPU
 
 
-def rfft_freqs(size: int) -> Tensor:
-    """Radial frequency (cycles per pixel) of each rfft2 coefficient of a size x size image: [size, size // 2 + 1]."""
-    fy = torch.fft.fftfreq(size).view(-1, 1)
-    fx = torch.fft.rfftfreq(size).view(1, -1)
+def rfft_freqs(h: int, w: int | None = None) -> Tensor:
+    """Radial frequency (cycles per pixel) of each rfft2 coefficient of an h x w image (w = None: square): [h, w // 2 + 1]."""
+    fy = torch.fft.fftfreq(h).view(-1, 1)
+    fx = torch.fft.rfftfreq(h if w is None else w).view(1, -1)
     return (fx**2 + fy**2).sqrt()
 
 
@@ -41,19 +47,21 @@ def _randn(shape: Sequence[int], seeds: Sequence[int], sd: float) -> Tensor:
 class PixelImage(nn.Module):
     """Pixels optimized directly: `sigmoid` of free logits, or raw values kept in [0, 1] by `project()` (clamp)."""
 
-    def __init__(self, seeds: Sequence[int], size: int, squash: str = "sigmoid", decorrelate: bool = False, sd: float = 0.01) -> None:
+    def __init__(self, seeds: Sequence[int], size: int | tuple[int, int], squash: str = "sigmoid",
+                 decorrelate: bool = False, sd: float = 0.01, channels: int = 3) -> None:
         super().__init__()
         if squash not in SQUASHES:
             raise invalid_choice("squash", squash, SQUASHES)
+        decorrelate = decorrelate and channels == 3
         if decorrelate and squash != "sigmoid":
             raise ValueError("decorrelate=True needs squash='sigmoid' for param='pixel'")
         self.squash, self.decorrelate = squash, decorrelate
         self.centre = 0.0 if squash == "sigmoid" else 0.5  # the grey image, in raw units
         self.register_buffer("color", COLOR_CORRELATION.clone())
-        self.raw = nn.Parameter(_randn((3, size, size), seeds, sd) + self.centre)
+        self.raw = nn.Parameter(_randn((channels, *hw(size)), seeds, sd) + self.centre)
 
     def forward(self) -> Tensor:
-        """Images [B, 3, S, S] in [0, 1]."""
+        """Images [B, C, H, W] in [0, 1]."""
         if self.squash == "clamp":
             return self.raw
         return torch.sigmoid(decorrelate(self.raw, self.color) if self.decorrelate else self.raw)
@@ -66,25 +74,27 @@ class PixelImage(nn.Module):
 
 
 class FourierImage(nn.Module):
-    """Lucid's Fourier parameterization: rfft2 coefficients scaled by 1/freq^decay_power, decorrelated, sigmoid."""
+    """Lucid's Fourier parameterization: rfft2 coefficients scaled by 1/freq^decay_power, decorrelated (C = 3), sigmoid."""
 
-    def __init__(self, seeds: Sequence[int], size: int, decay_power: float = 1.0, decorrelate: bool = True, sd: float = 0.01) -> None:
+    def __init__(self, seeds: Sequence[int], size: int | tuple[int, int], decay_power: float = 1.0,
+                 decorrelate: bool = True, sd: float = 0.01, channels: int = 3) -> None:
         super().__init__()
-        self.size, self.decorrelate = size, decorrelate
-        scale = 1.0 / rfft_freqs(size).clamp(min=1.0 / size) ** decay_power
+        h, w = self.size = hw(size)
+        self.decorrelate = decorrelate and channels == 3
+        scale = 1.0 / rfft_freqs(h, w).clamp(min=1.0 / max(h, w)) ** decay_power
         self.register_buffer("gain", scale[None, None, :, :, None] / 4.0)  # Lucid's magic 4, folded into the scale
         self.register_buffer("color", COLOR_CORRELATION.clone())
-        self.coeffs = nn.Parameter(_randn((3, size, size // 2 + 1, 2), seeds, sd))
+        self.coeffs = nn.Parameter(_randn((channels, h, w // 2 + 1, 2), seeds, sd))
 
     @property
     def scale(self) -> Tensor:
-        """The 1/freq^decay_power scale of each coefficient [1, 1, S, S//2+1, 1] (gain without Lucid's 1/4)."""
+        """The 1/freq^decay_power scale of each coefficient [1, 1, H, W//2+1, 1] (gain without Lucid's 1/4)."""
         return self.gain * 4.0
 
     def forward(self) -> Tensor:
-        """Images [B, 3, S, S] in [0, 1]."""
+        """Images [B, C, H, W] in [0, 1]."""
         spectrum = torch.view_as_complex(self.coeffs * self.gain)
-        image = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho")
+        image = torch.fft.irfft2(spectrum, s=self.size, norm="ortho")
         return torch.sigmoid(decorrelate(image, self.color) if self.decorrelate else image)
 
     def project(self) -> None:
@@ -92,65 +102,83 @@ class FourierImage(nn.Module):
 
 
 class MacoImage(nn.Module):
-    """MACO (Fel et al. 2023): a fixed natural-image magnitude spectrum; only the phase is optimized."""
+    """MACO (Fel et al. 2023): a fixed natural-image magnitude spectrum [C, H, W//2+1]; only the phase is optimized."""
 
-    def __init__(self, seeds: Sequence[int], size: int, magnitude: Tensor, sd: float = 1.0) -> None:
+    def __init__(self, seeds: Sequence[int], size: int | tuple[int, int], magnitude: Tensor, sd: float = 1.0) -> None:
         super().__init__()
-        if magnitude.shape != (3, size, size // 2 + 1):
-            raise ValueError(f"maco magnitude has shape {tuple(magnitude.shape)}, expected (3, {size}, {size // 2 + 1})")
-        self.size = size
+        h, w = self.size = hw(size)
+        if magnitude.dim() != 3 or magnitude.shape[1:] != (h, w // 2 + 1):
+            raise ValueError(f"maco magnitude has shape {tuple(magnitude.shape)}, expected (C, {h}, {w // 2 + 1})")
+        self.decorrelate = magnitude.shape[0] == 3
         self.register_buffer("magnitude", magnitude.float())
         self.register_buffer("color", COLOR_CORRELATION.clone())
-        self.phase = nn.Parameter(_randn((3, size, size // 2 + 1), seeds, sd))
+        self.phase = nn.Parameter(_randn(tuple(magnitude.shape), seeds, sd))
 
     def spectrum(self) -> Tensor:
-        """The complex spectrum [B, 3, S, S//2+1]: fixed magnitude, standardized phase (per image)."""
+        """The complex spectrum [B, C, H, W//2+1]: fixed magnitude, standardized phase (per image)."""
         phase = self.phase - self.phase.mean((1, 2, 3), keepdim=True)
         phase = phase / (phase.std((1, 2, 3), keepdim=True) + 1e-5)
         return torch.polar(self.magnitude.expand_as(phase), phase)
 
     def forward(self) -> Tensor:
-        """Images [B, 3, S, S] in [0, 1]: inverse FFT, standardized per image, recorrelated, sigmoid."""
-        image = torch.fft.irfft2(self.spectrum(), s=(self.size, self.size), norm="ortho")
+        """Images [B, C, H, W] in [0, 1]: inverse FFT, standardized per image, recorrelated (C = 3), sigmoid."""
+        image = torch.fft.irfft2(self.spectrum(), s=self.size, norm="ortho")
         image = image - image.mean((1, 2, 3), keepdim=True)
         image = image / (image.std((1, 2, 3), keepdim=True) + 1e-5)
-        return torch.sigmoid(decorrelate(image, self.color))
+        return torch.sigmoid(decorrelate(image, self.color) if self.decorrelate else image)
 
     def project(self) -> None:
         """Nothing to keep in range."""
 
 
-def natural_magnitude(size: int, images: Tensor | None = None) -> Tensor:
-    """Mean rfft2 magnitude [3, S, S//2+1] of natural images in decorrelated colour space (default: skimage photos)."""
+def natural_magnitude(size: int | tuple[int, int], images: Tensor | None = None, channels: int = 3) -> Tensor:
+    """Mean rfft2 magnitude [C, H, W//2+1] of natural images [N, C, H', W'] (resized to `size`), RGB in decorrelated
+    colour space; without images, scikit-image's photos (RGB for C = 3, grayscale for C = 1; other C need images)."""
+    h, w = hw(size)
     if images is None:
-        return _skimage_magnitude(size).clone()
-    x = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    x = torch.einsum("ck,bkhw->bchw", torch.linalg.inv(COLOR_CORRELATION), x)  # undo decorrelate()
+        return _skimage_magnitude(h, w, channels).clone()
+    if images.dim() != 4 or images.shape[1] != channels:
+        raise ValueError(f"maco_images have shape {tuple(images.shape)}; the model takes [N, {channels}, H, W] images")
+    x = F.interpolate(images.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    if channels == 3:
+        x = torch.einsum("ck,bkhw->bchw", torch.linalg.inv(COLOR_CORRELATION), x)  # undo decorrelate()
     x = x - x.mean((2, 3), keepdim=True)
     return torch.fft.rfft2(x, norm="ortho").abs().mean(0)
 
 
+def _centre_crop(img: Tensor, h: int, w: int) -> Tensor:
+    """The largest centred crop of img [C, H, W] with the aspect ratio h : w (a square crop for h = w)."""
+    rows, cols = img.shape[1:]
+    ch, cw = (rows, round(rows * w / h)) if rows * w <= cols * h else (round(cols * h / w), cols)
+    top, left = (rows - ch) // 2, (cols - cw) // 2
+    return img[:, top : top + ch, left : left + cw]
+
+
 @lru_cache(maxsize=8)
-def _skimage_magnitude(size: int) -> Tensor:
-    """natural_magnitude of scikit-image's bundled photos (offline), centre-cropped to squares."""
+def _skimage_magnitude(h: int, w: int, channels: int) -> Tensor:
+    """natural_magnitude of scikit-image's bundled photos (offline), centre-cropped to the aspect ratio h : w."""
+    if channels not in (1, 3):
+        raise ValueError(f"param='maco' needs maco_images with {channels} channels ([N, {channels}, H, W] natural "
+                         "images for its magnitude spectrum): its built-in photos are RGB or grayscale")
     from skimage import data
+    from skimage.color import rgb2gray
 
     crops = []
     for name in ("astronaut", "coffee", "chelsea", "rocket"):
-        img = torch.from_numpy(getattr(data, name)()).permute(2, 0, 1).float() / 255.0
-        side = min(img.shape[1:])
-        top, left = (img.shape[1] - side) // 2, (img.shape[2] - side) // 2
-        crops.append(F.interpolate(img[None, :, top : top + side, left : left + side], size=(size, size), mode="bilinear", antialias=True)[0])
-    return natural_magnitude(size, torch.stack(crops))
+        photo = getattr(data, name)()
+        img = (torch.from_numpy(rgb2gray(photo)).float()[None] if channels == 1
+               else torch.from_numpy(photo).permute(2, 0, 1).float() / 255.0)
+        crops.append(F.interpolate(_centre_crop(img, h, w)[None], size=(h, w), mode="bilinear", antialias=True)[0])
+    return natural_magnitude((h, w), torch.stack(crops), channels)
 
 
-def make_param(name: str, seeds: Sequence[int], size: int, *, decorrelate: bool, decay_power: float, squash: str,
-               init_sd: float | None, maco_images: Tensor | None) -> nn.Module:
-    """Build the parameterization `name` for one image per seed."""
+def make_param(name: str, seeds: Sequence[int], size: int | tuple[int, int], *, decorrelate: bool, decay_power: float,
+               squash: str, init_sd: float | None, maco_images: Tensor | None, channels: int = 3) -> nn.Module:
+    """Build the parameterization `name` for one C-channel image of `size` (a side or (h, w)) per seed."""
     if name == "pixel":
-        return PixelImage(seeds, size, squash, decorrelate, 0.01 if init_sd is None else init_sd)
+        return PixelImage(seeds, size, squash, decorrelate, 0.01 if init_sd is None else init_sd, channels)
     if name == "fourier":
-        return FourierImage(seeds, size, decay_power, decorrelate, 0.01 if init_sd is None else init_sd)
+        return FourierImage(seeds, size, decay_power, decorrelate, 0.01 if init_sd is None else init_sd, channels)
     if name == "maco":
-        return MacoImage(seeds, size, natural_magnitude(size, maco_images), 1.0 if init_sd is None else init_sd)
+        return MacoImage(seeds, size, natural_magnitude(size, maco_images, channels), 1.0 if init_sd is None else init_sd)
     raise invalid_choice("param", name, PARAMS)

@@ -61,31 +61,45 @@ def _shift(jitter: int, steps: int, gen: torch.Generator) -> Tensor:
     return torch.randint(jitter, (steps, 2), generator=gen).double() - (jitter - 1) / 2
 
 
-def draw(spec: TransformSpec, steps: int, size: int, gen: torch.Generator) -> Tensor:
-    """Affine matrices [steps, 2, 3] (output -> source, normalized coordinates) for every step, drawn up front."""
+def hw(size: int | Sequence[int]) -> tuple[int, int]:
+    """(h, w) from a side (a square) or an (h, w) pair; anything else raises one line."""
+    pair = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, Sequence) else ()
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
+        raise ValueError(f"input_size={size!r} must be a positive number of pixels or [h, w]")
+    return pair
+
+
+def draw(spec: TransformSpec, steps: int, size: int | tuple[int, int], gen: torch.Generator) -> Tensor:
+    """Affine matrices [steps, 2, 3] (output -> source, normalized coordinates) for every step, drawn up front.
+
+    Shifts, scales and rotations are in pixels, so they are the same in both directions of a non-square image.
+    """
     jit = list(spec.jitter) + [1] * (2 - len(spec.jitter))
     if len(spec.jitter) > 2:
         raise ValueError(f"transforms.jitter={spec.jitter} has more than two entries (before and after scale/rotate)")
+    h, w = hw(size)
+    xy = torch.tensor([w, h], dtype=torch.float64)  # affine_grid's coordinates are (x, y)
     t1, t2 = _shift(jit[0], steps, gen), _shift(jit[1], steps, gen)
     scale = _choice(tuple(spec.scales), steps, gen)
     angle = _choice(tuple(spec.angles), steps, gen) * math.pi / 180
     if spec.box is None:
-        view = torch.full((steps,), float(size + 2 * spec.pad - (jit[0] - 1) - (jit[1] - 1)), dtype=torch.float64)
+        view = (xy + float(2 * spec.pad - (jit[0] - 1) - (jit[1] - 1))).expand(steps, 2)
         centre = torch.zeros(steps, 2, dtype=torch.float64)
     else:
         mean_box = torch.linspace(spec.box[0], spec.box[1], steps, dtype=torch.float64)
-        view = (mean_box + 0.05 * torch.randn(steps, generator=gen, dtype=torch.float64)).clamp(0.05, 1.0) * size
-        centre = 0.15 * torch.randn(steps, 2, generator=gen, dtype=torch.float64) * size
+        view = (mean_box + 0.05 * torch.randn(steps, generator=gen, dtype=torch.float64)).clamp(0.05, 1.0)[:, None] * xy
+        centre = 0.15 * torch.randn(steps, 2, generator=gen, dtype=torch.float64) * xy
     cos, sin = angle.cos(), angle.sin()
     rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # [steps, 2, 2]
-    lin = rot * (view / size / scale).view(-1, 1, 1)
-    # source pixel offset from centre: rot @ (out_pixel + t2) / scale + t1 + centre; normalized by size / 2
+    # in pixels: source = rot @ (view / size * out + t2) / scale + t1 + centre, about the centre; then normalized
+    # by the half sides (x by w / 2, y by h / 2): lin_ij * side_j / side_i, exactly lin on a square
+    lin = rot * (view / xy / scale.view(-1, 1)).view(-1, 1, 2) * (xy.view(1, 2) / xy.view(2, 1))
     shift = (rot @ t2.unsqueeze(-1)).squeeze(-1) / scale.view(-1, 1) + t1 + centre
-    return torch.cat([lin, (2 / size * shift).unsqueeze(-1)], -1).float()
+    return torch.cat([lin, (2 / xy * shift).unsqueeze(-1)], -1).float()
 
 
-def warp(images: Tensor, theta: Tensor, out_size: int, fill: float) -> Tensor:
+def warp(images: Tensor, theta: Tensor, out_size: int | tuple[int, int], fill: float) -> Tensor:
     """Resample images [B, C, H, W] through one affine map theta [2, 3] to out_size, filling outside with `fill`."""
     b, c = images.shape[:2]
-    grid = F.affine_grid(theta[None], [1, c, out_size, out_size], align_corners=False).expand(b, -1, -1, -1)
+    grid = F.affine_grid(theta[None], [1, c, *hw(out_size)], align_corners=False).expand(b, -1, -1, -1)
     return F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill

@@ -120,12 +120,12 @@ def gray_spec() -> ModelSpec:
     """A 1-channel model (as a grayscale custom model would be) fed RGB data."""
     model = nn.Sequential(OrderedDict(conv1=nn.Conv2d(1, 4, 3), relu=nn.ReLU(), conv2=nn.Conv2d(4, 4, 3)))
     return ModelSpec(name="gray", model=model, weights=None, input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3,
-                     default_targets={"conv2": [0]})
+                     default_targets={"conv2": [0]}, in_channels=3)
 
 
 def test_model_input_channels_differ_from_the_data() -> None:
     assert error(gray_spec()) == ("model 'gray' takes 1-channel input (its first layer 'conv1' is Conv2d with "
-                                  "in_channels=1) but the data has 3 channels (RGB); give the model 3 input channels")
+                                  "in_channels=1) but model.in_channels=3; set model.in_channels=1")
 
 
 def test_model_failing_on_the_probe_names_the_input() -> None:

@@ -44,6 +44,21 @@ def test_planted_neuron_recovers_its_filter():
     assert torch.all(v.values["activation"] > grey)
 
 
+@pytest.mark.parametrize("channels", [1, 4])
+def test_planted_neuron_recovers_its_filter_for_any_channels_and_non_square_input(channels):
+    torch.manual_seed(channels)
+    net = nn.Sequential(nn.Conv2d(channels, 2, 5, bias=False)).eval()
+    v = visualize(net, Target("0", (0, 1), "neuron"), input_size=(16, 24), in_channels=channels, steps=30, **ERHAN)
+    assert v.images.shape == (2, channels, 16, 24)
+    r0, c0 = (16 - 4) // 2, (24 - 4) // 2  # the centre neuron (6, 10) of the 12 x 20 map sees rows 6..10, cols 10..14
+    for i, u in enumerate(v.units):
+        patch = v.images[i, :, r0 : r0 + 5, c0 : c0 + 5].flatten() - 0.5
+        w = net[0].weight[u].detach().flatten()
+        assert torch.corrcoef(torch.stack([patch, w]))[0, 1] >= 0.9
+    radius = ERHAN["l2_bound"] * (channels * 16 * 24) ** 0.5  # the RMS bound counts every channel and pixel
+    assert torch.all((v.images - 0.5).flatten(1).norm(dim=1) <= radius * (1 + 1e-5))
+
+
 def test_batching_units_equals_separate_runs():
     net, units = tiny(), (0, 2, 5)
     together = visualize(net, Target("4", units), input_size=16, seed=3, **QUICK)

@@ -9,7 +9,7 @@ from methods.gradient_ascent import objectives as obj
 from methods.gradient_ascent import regularizers as reg
 from methods.gradient_ascent.parameterizations import (
     COLOR_CORRELATION, FourierImage, MacoImage, PixelImage, natural_magnitude, rfft_freqs)
-from methods.gradient_ascent.transforms import STANDARD, TransformSpec, draw, resolve, warp
+from methods.gradient_ascent.transforms import STANDARD, TransformSpec, draw, hw, resolve, warp
 
 
 # ---------------------------------------------------------------- parameterizations
@@ -68,6 +68,57 @@ def test_natural_magnitude_falls_with_frequency():
     assert noise[:, (f > 0) & (f < 0.1)].mean() < 2 * noise[:, f > 0.4].mean()
 
 
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_fourier_any_channels_non_square_has_the_frequencies_of_its_coefficients(channels):
+    p = FourierImage([0, 1], (24, 40), decay_power=1.0, channels=channels)
+    assert p().shape == (2, channels, 24, 40) and p.coeffs.shape == (2, channels, 24, 21, 2)
+    f = rfft_freqs(24, 40)
+    assert f.shape == (24, 21) and f[2, 3] == pytest.approx(math.hypot(2 / 24, 3 / 40))
+    assert p.scale[0, 0, 0, 0, 0] == 40  # DC clamped at 1 / max(h, w), as Lucid
+    with torch.no_grad():
+        p.coeffs.zero_()
+        p.coeffs[0, -1, 2, 3, 0] = 1.0  # one coefficient: 2 cycles down the 24 rows, 3 across the 40 columns
+    logit = torch.logit(p()[0, -1].double())
+    y, x = torch.meshgrid(torch.arange(24.0), torch.arange(40.0), indexing="ij")
+    wave = torch.cos(2 * math.pi * (2 * y / 24 + 3 * x / 40)).double()
+    assert torch.corrcoef(torch.stack([logit.flatten(), wave.flatten()]))[0, 1] > 0.9999
+    assert torch.all(p()[1] == 0.5) and torch.all(p()[0, :-1] == 0.5)  # the other images and channels stay grey
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_decorrelation_applies_to_three_channels_only(channels):
+    on, off = FourierImage([5], (8, 12), channels=channels), FourierImage([5], (8, 12), decorrelate=False, channels=channels)
+    assert torch.equal(on(), off())
+    pix = PixelImage([5], (8, 12), squash="clamp", decorrelate=True, channels=channels)  # RGB would refuse this
+    assert pix().shape == (1, channels, 8, 12) and not pix.decorrelate
+    assert not torch.equal(FourierImage([5], 8)(), FourierImage([5], 8, decorrelate=False)())  # RGB: it applies
+
+
+def test_maco_grey_and_non_square():
+    mag = natural_magnitude((24, 40), channels=1)  # grayscale skimage photos
+    assert mag.shape == (1, 24, 21)
+    f = rfft_freqs(24, 40)
+    assert mag[:, (f > 0) & (f < 0.1)].mean() > 5 * mag[:, f > 0.4].mean()
+    p = MacoImage([0, 1], (24, 40), mag)
+    assert torch.allclose(p.spectrum().abs(), mag.expand(2, -1, -1, -1), rtol=1e-4, atol=1e-6)
+    assert p().shape == (2, 1, 24, 40) and not p.decorrelate
+    own = natural_magnitude((24, 40), torch.rand(3, 4, 30, 50), channels=4)
+    assert MacoImage([0], (24, 40), own)().shape == (1, 4, 24, 40)
+    with pytest.raises(ValueError, match="param='maco' needs maco_images with 4 channels"):
+        natural_magnitude(16, channels=4)
+    with pytest.raises(ValueError, match=r"maco_images have shape \(3, 3, 16, 16\); the model takes \[N, 1, H, W\]"):
+        natural_magnitude(16, torch.rand(3, 3, 16, 16), channels=1)
+    with pytest.raises(ValueError, match=r"expected \(C, 24, 21\)"):
+        MacoImage([0], (24, 40), natural_magnitude(24, channels=1))
+
+
+def test_input_size_is_a_side_or_h_w():
+    assert hw(16) == (16, 16) and hw((24, 40)) == (24, 40) and hw([24, 40]) == (24, 40)
+    for bad in (0, (24,), (24, 0), (24.0, 40), "24", True):
+        with pytest.raises(ValueError, match="must be a positive number of pixels or \\[h, w\\]"):
+            hw(bad)
+
+
 # ---------------------------------------------------------------- transforms
 
 def _image(size: int = 16) -> torch.Tensor:
@@ -118,6 +169,37 @@ def test_standard_preset_matches_lucid():
         resolve("fancy")
 
 
+def _centred(h: int, w: int, half_h: float, half_w: float) -> torch.Tensor:
+    """[1, 1, h, w]: 1 inside a centred box of half-sides (half_h, half_w) pixels, else 0."""
+    y, x = torch.meshgrid(torch.arange(h) + 0.5 - h / 2, torch.arange(w) + 0.5 - w / 2, indexing="ij")
+    return ((y.abs() < half_h) & (x.abs() < half_w)).float()[None, None]
+
+
+def test_rotation_of_a_non_square_image_turns_pixels_not_the_frame():
+    theta = draw(TransformSpec(angles=(90.0,)), 1, (24, 40), torch.Generator())
+    wide = _centred(24, 40, 3, 8).expand(1, 2, -1, -1)  # 6 rows x 16 columns, in two channels
+    torch.testing.assert_close(warp(wide, theta[0], (24, 40), 0.0), _centred(24, 40, 8, 3).expand(1, 2, -1, -1),
+                               atol=1e-5, rtol=0)  # 16 x 6: a quarter turn in pixels
+    flip = draw(TransformSpec(angles=(180.0,)), 1, (24, 40), torch.Generator())
+    x = torch.rand(2, 1, 24, 40, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(warp(x, flip[0], (24, 40), 0.5), x.flip(2, 3), atol=1e-5, rtol=0)
+
+
+def test_pad_scale_and_jitter_are_in_pixels_on_non_square_images():
+    h, w = 24, 40
+    theta = draw(TransformSpec(pad=4), 1, (h, w), torch.Generator())[0]
+    assert theta[0, 0] == pytest.approx((w + 8) / w) and theta[1, 1] == pytest.approx((h + 8) / h)  # 4 px each side
+    pad = warp(torch.ones(1, 1, h, w), theta, (h, w), 0.5)[0, 0]
+    assert torch.all(pad[:3] == 0.5) and torch.all(pad[3:-3, 4:-4] == 1.0)  # 4 of 32 rows -> 3 of 24; 4 of 48 -> 3.3 of 40
+    big = warp(_centred(h, w, 6, 10), draw(TransformSpec(scales=(2.0,)), 1, (h, w), torch.Generator())[0], (h, w), 0.5)
+    assert torch.allclose(big[..., 1:-1, 1:-1], torch.ones(1, 1, h - 2, w - 2), atol=1e-5)  # half of each side, doubled
+    theta = draw(TransformSpec(jitter=(3,)), 200, (h, w), torch.Generator().manual_seed(0))
+    assert set((theta[:, 0, 2] * w / 2).round(decimals=4).tolist()) == {-1.0, 0.0, 1.0}
+    assert set((theta[:, 1, 2] * h / 2).round(decimals=4).tolist()) == {-1.0, 0.0, 1.0}
+    assert torch.allclose(theta[:, 0, 0], torch.tensor((w - 2) / w))  # the view shrinks by jitter - 1 pixels
+    assert torch.allclose(theta[:, 1, 1], torch.tensor((h - 2) / h))
+
+
 def test_draws_depend_only_on_the_seed():
     a = draw(STANDARD, 10, 32, torch.Generator().manual_seed(3))
     b = draw(STANDARD, 10, 32, torch.Generator().manual_seed(3))
@@ -151,6 +233,15 @@ def test_l2_bound_projects_onto_the_ball():
     norms = (x - 0.5).flatten(1).norm(dim=1)
     assert torch.allclose(norms[:2], torch.tensor([radius, radius]), rtol=1e-5)
     assert torch.equal(x[2], inside)
+
+
+def test_l2_bound_radius_counts_every_channel_and_pixel():
+    x = 0.5 + torch.randn(2, 1, 6, 10)
+    reg.project_l2_(x, 0.1, 0.5)
+    assert torch.allclose((x - 0.5).flatten(1).norm(dim=1), torch.full((2,), 0.1 * math.sqrt(1 * 6 * 10)), rtol=1e-5)
+    y = 0.5 + torch.randn(2, 4, 6, 10)
+    reg.project_l2_(y, 0.1, 0.5)
+    assert torch.allclose((y - 0.5).flatten(1).norm(dim=1), torch.full((2,), 0.1 * math.sqrt(4 * 6 * 10)), rtol=1e-5)
 
 
 def test_decay_and_clipping():

@@ -111,6 +111,37 @@ def test_skipping_outside_receptive_field_changes_nothing(model_fn, layer: str, 
     assert full.maps.abs().max() > 1e-3
 
 
+def net_of(channels: int) -> nn.Module:
+    """small_net with `channels` input channels."""
+    torch.manual_seed(channels)
+    net = small_net()
+    net.conv1 = nn.Conv2d(channels, 6, 3, padding=1)
+    return net.eval()
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+@pytest.mark.parametrize("size", [(22, 22), (24, 40)])
+@pytest.mark.parametrize("target,kw", [
+    (Target("", (0, 3), "class"), dict(fill="grey", window=5, stride=2)),
+    (Target("conv2", (1, 6), "channel"), dict(fill="blur", window=6, stride=4, reduce="max")),
+    (Target("conv2", (2,), "neuron", position=(3, 7)), dict(fill="mean", window=4, stride=3)),
+])
+def test_any_channel_count_and_non_square_images_match_captum(channels: int, size: tuple[int, int], target: Target,
+                                                                kw: dict) -> None:
+    torch.manual_seed(1)
+    images, kw = torch.rand(2, channels, *size), dict(kw)  # kw is shared by the parametrizations
+    model, norm = net_of(channels), Normalize([0.4] * channels, [0.2] * channels)
+    vis = occlusion.visualize(model, images, target, normalize=norm, batch_size=9, **kw)
+    window, stride, fill = kw.pop("window"), kw.pop("stride"), kw.pop("fill")
+    ref = captum_occlusion(model, images, target, window, stride, fill, perturbations_per_eval=4, normalize=norm, **kw)
+    _assert_matches(vis.maps, ref)  # captum hides all C channels of each window, as the docstring says
+    rows, cols = vis.windows
+    assert rows.tolist() == occlusion.window_starts(size[0], window, stride).tolist() and cols[-1] + window >= size[1]
+    assert vis.images.shape == (2 * len(target.units), 3, *size)  # RGB heat pictures whatever C
+    if target.kind == "neuron":  # the receptive field is found for C channels and h x w: far windows are skipped
+        assert 0 < int(vis.evaluated.sum()) < vis.evaluated.numel()
+
+
 def test_progress_and_batch_size_do_not_change_maps() -> None:
     images = torch.rand(2, 3, 16, 16)
     target = Target("", (2,), "class")

@@ -5,11 +5,20 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
 from methods.base import truncate
-from methods.receptive_field import ReceptiveField, box, receptive_field
+from methods.receptive_field import (
+    GlobalField, ReceptiveField, Undecided, box, crop, empirical_field, field, local_field, receptive_field,
+)
+
+
+@pytest.fixture(autouse=True)
+def seeded() -> None:
+    """Fixed random weights: with 4 channels, some draws leave ReLUs dead for every input (a smaller support)."""
+    torch.manual_seed(0)
 
 
 class Plain(nn.Module):
@@ -173,7 +182,10 @@ def test_bad_layer_names() -> None:
     with pytest.raises(ValueError, match="unknown layer"):
         receptive_field(Plain(), "conv9", 32)
     with pytest.raises(ValueError, match="logits"):
-        receptive_field(Plain(), "", 32)
+        receptive_field(torchvision.models.resnet18(weights=None), "", 32)
+    assert receptive_field(Plain(), "", 48) == ReceptiveField(45, 8, -20)  # a dense output is a map
+    merged = nn.Sequential(Plain(), nn.Flatten(2), nn.Unflatten(2, (12, 12)))  # rows and columns merged: measured
+    assert field(merged, "", 96) == ReceptiveField(45, 8, -20, "gradient")
 
 
 def test_grey_inputs_and_wrong_channels() -> None:
@@ -181,3 +193,295 @@ def test_grey_inputs_and_wrong_channels() -> None:
     assert receptive_field(model, "2", 20, in_channels=1) == ReceptiveField(7, 2, 0)
     with pytest.raises(ValueError, match="cannot run up to '2'"):
         receptive_field(model, "2", 20)
+
+
+# --- ops beyond convs and pools: each on a tiny module with its hand-computed field ---------------------------
+
+
+class ChannelsLast(nn.Module):
+    """A ConvNeXt-style block: conv, permute to [N, H, W, C], LayerNorm and Linear per position, back, conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.norm = nn.LayerNorm(4)
+        self.mlp = nn.Linear(4, 4)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.mlp(self.norm(self.conv1(x).permute(0, 2, 3, 1)))
+        return self.conv2(torch.transpose(x.permute(0, 3, 2, 1), 2, 3))  # [N, C, W, H], then rows and cols swapped back
+
+
+class Shuffle(nn.Module):
+    """ShuffleNet's channel shuffle (a size() read, view, transpose, view) and split, between two convs."""
+
+    def __init__(self, merge: bool = False) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.merge = merge
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)
+        n, c, h, w = x.size()
+        x = torch.transpose(x.view(n, 2, c // 2, h, w), 1, 2).contiguous().view(n, -1, h, w)
+        a, b = x.chunk(2, dim=1)
+        if self.merge:  # rows and columns merged into one dim and split again: not modelled, so measured
+            b = b.flatten(2).unflatten(2, (h, w))
+        return self.conv2(torch.cat([b, a], dim=1))
+
+
+class Pools(nn.Module):
+    """Functional pools with ceil_mode, and an adaptive pool to the size it reads off the map (the identity)."""
+
+    def __init__(self, max_pool=F.max_pool2d) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.max_pool = max_pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.max_pool(self.conv(x), 3, 2, ceil_mode=True)
+        x = F.avg_pool2d(x, kernel_size=2, stride=2, padding=1, ceil_mode=True)
+        return F.adaptive_avg_pool2d(x, x.shape[-2:])
+
+
+class Up(nn.Module):
+    """A stride-4 conv upsampled by `scale` (F.interpolate), then a 1x1 conv."""
+
+    def __init__(self, mode: str = "nearest", scale: float = 2) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 4, stride=4)
+        self.head = nn.Conv2d(4, 2, 1)
+        self.mode, self.scale = mode, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.interpolate(self.conv(x), scale_factor=self.scale, mode=self.mode))
+
+
+def test_permute_round_trip_and_channels_last_nodes() -> None:
+    model = ChannelsLast()
+    assert receptive_field(model, "conv1", 16) == ReceptiveField(3, 2, -1)
+    assert receptive_field(model, "mlp", 16) == ReceptiveField(3, 2, -1)  # [N, H, W, C]: still a map
+    assert receptive_field(model, "conv2", 16) == ReceptiveField(3 + 2 * 2, 2, -3)
+    # (the measured field agrees: test_measured_equals_graph; _positive's equal channels would make LayerNorm constant)
+
+
+def test_channel_shuffle_keeps_the_field() -> None:
+    assert receptive_field(Shuffle(), "conv2", 12) == ReceptiveField(5, 1, -2)
+    _check_support(Shuffle(), "conv2", 12, 6, 0)
+
+
+def test_functional_pools_with_ceil_mode() -> None:
+    # conv 3 / 1 / 0; max pool 3, s2: 3 + 2 = 5 / 2 / 0; avg pool 2, s2, p1: 5 + 2 = 7 / 4 / 0 - 2
+    model = nn.Sequential(Pools())
+    assert receptive_field(model, "0", 20) == ReceptiveField(7, 4, -2)
+    # ceil_mode adds a last position whose window sticks out of the map: same field, clipped (here 20 -> 18 -> 9 -> 5)
+    same_geometry = nn.Sequential(Pools(F.avg_pool2d))
+    assert receptive_field(same_geometry, "0", 20) == ReceptiveField(7, 4, -2)
+    for rc in ((0, 0), (4, 4), (2, 3)):
+        _check_support(same_geometry, "0", 20, *rc)
+
+
+@pytest.mark.parametrize("mode,expected", [("nearest", ReceptiveField(6, 2, -2)), ("bilinear", ReceptiveField(10, 2, -4))])
+def test_integer_upsampling_holds_every_positions_field(mode: str, expected: ReceptiveField) -> None:
+    # conv: 4 / 4 / 0. x2 nearest: output i reads input i // 2, pixels [4 (i // 2), 4 (i // 2) + 4): with stride 2 the
+    # smallest field holding them all starts 2 earlier and is 2 longer. x2 bilinear (align_corners=False): i reads
+    # inputs floor((2i - 1) / 4) and the next, i.e. [i/2 - 1, i/2 + 1/2]: 4 + 1.5 * 4 = 10 / 2 / -4.
+    model = Up(mode)
+    rf = receptive_field(model, "head", 24)
+    assert rf == expected
+    slack = []  # per position: (support top - box top, box bottom - support bottom), rows
+    for r in range(12):
+        support = _bounding_box(_support(model, "head", 24, r, 5))
+        (top, _, bottom, _), _ = box(rf, r, 5, 24)
+        assert top <= support[0] and support[2] <= bottom
+        slack.append((support[0] - top, bottom - support[2]))
+    assert min(s[0] for s in slack) == 0 and min(s[1] for s in slack) == 0  # tight at both ends
+    assert max(sum(s) for s in slack) == expected.size - 4 - 4 * (mode == "bilinear")  # a position sees 4 or 8 pixels
+
+
+def test_upsample_modules() -> None:
+    conv = nn.Conv2d(3, 4, 4, stride=4)
+    assert receptive_field(nn.Sequential(conv, nn.Upsample(scale_factor=2)), "1", 24) == ReceptiveField(6, 2, -2)
+    with pytest.raises(Undecided, match="align_corners=True"):
+        receptive_field(nn.Sequential(conv, nn.UpsamplingBilinear2d(scale_factor=2)), "1", 24)
+
+
+class Ops(nn.Module):
+    """Slices of the rows and columns, per-position softmax and reductions over channels, stacking; or a softmax
+    over the columns."""
+
+    def __init__(self, spatial_softmax: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2)
+        self.out = nn.Identity()
+        self.spatial_softmax = spatial_softmax
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)[..., 1:, 1:]  # position i is the conv's i + 1
+        y = y.softmax(-1 if self.spatial_softmax else 1)
+        y = y - y.mean(1, keepdim=True) + y.amax(dim=1)[:, None]
+        return self.out(torch.stack([y, y.sigmoid()], 1).sum(1))
+
+
+def test_slices_softmax_and_reductions() -> None:
+    assert receptive_field(Ops(), "out", 17) == ReceptiveField(3, 2, 2)  # conv 3 / 2 / 0, shifted by one stride
+    assert _measured(Ops(), "out", 17) == ReceptiveField(3, 2, 2, "gradient")
+    with pytest.raises(Undecided, match="acts along the map's rows or columns"):
+        receptive_field(Ops(spatial_softmax=True), "out", 17)
+
+
+def test_non_integer_upsampling_is_measured_or_refused() -> None:
+    with pytest.raises(Undecided, match="integer-factor"):
+        receptive_field(Up("nearest", 1.5), "head", 24)
+    rf = field(Up("nearest", 1.5), "head", 24)  # output i reads input floor(i / 1.5): no one stride fits
+    assert rf.whole_image and rf.method == "gradient"  # so each position is shown the whole image, not a wrong box
+
+
+def test_size_reads_set_kernels() -> None:
+    class Read(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.avg_pool2d(x, kernel_size=x.shape[-1] // 4, stride=x.size(-1) // 4)  # 16 px: 4 / 4 / 0
+
+    assert receptive_field(nn.Sequential(Read()), "0", 16) == ReceptiveField(4, 4, 0)
+
+
+def test_gates_are_global_or_left_out() -> None:
+    class Gate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.conv(x)
+            return x * torch.sigmoid(self.fc(x.mean((2, 3), keepdim=True)))  # squeeze-excitation by a reduction
+
+    model = nn.Sequential(Gate(), nn.Conv2d(4, 4, 3, padding=1))
+    with pytest.raises(GlobalField, match="ignore_global"):
+        receptive_field(model, "1", 16)
+    assert receptive_field(model, "1", 16, ignore_global=True) == ReceptiveField(5, 1, -2)
+    whole = field(model, "1", (16, 12))
+    assert whole == ReceptiveField(16, 0, 0, "graph", whole_image=True) and whole.exceeds_image((16, 12))
+    assert box(whole, 3, 5, (16, 12))[0] == (0, 0, 16, 12)
+    assert local_field(model, "1", 16) == (ReceptiveField(5, 1, -2), True)
+    assert local_field(model, "0.fc", 16) == (ReceptiveField(16, 0, 0, "graph", whole_image=True), False)  # the gate itself
+
+
+# --- the measured field ---------------------------------------------------------------------------------------
+
+
+def _measured(model: nn.Module, layer: str, size: int, **kw) -> ReceptiveField:
+    """empirical_field of the model cut at `layer`."""
+    return empirical_field(truncate(model, layer), (3, size, size), **kw)
+
+
+@pytest.mark.parametrize("make,layer,size", [
+    (Plain, "pool1", 32), (Plain, "conv2", 32), (Plain, "conv3", 32), (Branchy, "head", 16), (Branchy, "left", 16),
+    (ChannelsLast, "conv2", 16), (Shuffle, "conv2", 12), (lambda: nn.Sequential(Pools()), "0", 20),
+])
+def test_measured_equals_graph(make, layer: str, size: int) -> None:
+    model = make()
+    rf = receptive_field(model, layer, size)
+    measured = _measured(model, layer, size)
+    assert (measured.size, measured.stride, measured.offset, measured.method) == (rf.size, rf.stride, rf.offset, "gradient")
+
+
+def test_measured_field_grows_the_canvas() -> None:
+    # conv3's 45 px field is larger than a 32 px image: probed at 64 and 128 px it is measured, not clipped
+    assert _measured(Plain(), "conv3", 32) == ReceptiveField(45, 8, -20, "gradient")
+    assert _measured(Plain(), "conv3", 32, grow=1) == ReceptiveField(32, 0, 0, "gradient", whole_image=True)
+
+
+def test_stride_gaps_at_the_border() -> None:
+    # a 1x1 conv with stride 2 and padding 1 reads pixels 2q - 1: the field (5 / 2 / -3) has gaps, and position 0's
+    # clipped box [0, 2) holds pixel 0, which no path reaches; both fields agree, boxes hold the support.
+    model = nn.Sequential(nn.Conv2d(3, 4, 1, stride=2, padding=1), nn.Conv2d(4, 4, 3, padding=1))
+    assert receptive_field(model, "1", 16) == ReceptiveField(5, 2, -3)
+    assert _measured(model, "1", 16) == ReceptiveField(5, 2, -3, "gradient")
+    assert _bounding_box(_support(model, "1", 16, 0, 0)) == (1, 1, 2, 2) and box(ReceptiveField(5, 2, -3), 0, 0, 16)[0] == (0, 0, 2, 2)
+    assert _bounding_box(_support(model, "1", 16, 4, 4)) == box(ReceptiveField(5, 2, -3), 4, 4, 16)[0]
+
+
+class TinyViT(nn.Module):
+    """Patch embedding, one self-attention layer over all tokens, tokens back to a [N, C, h, w] map."""
+
+    def __init__(self, fixed: int | None = None) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, 4, stride=4)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.out = nn.Identity()
+        self.fixed = fixed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fixed is not None:
+            torch._assert(x.shape[-1] == self.fixed, "wrong image size")
+        x = self.embed(x)
+        n, c, h, w = x.shape
+        tokens = x.flatten(2).transpose(1, 2)
+        tokens = tokens + self.attn(tokens, tokens, tokens, need_weights=False)[0]
+        return self.out(tokens.transpose(1, 2).reshape(n, c, h, w))
+
+
+@pytest.mark.parametrize("fixed", [None, 32])
+def test_attention_falls_back_to_the_whole_image(fixed: int | None) -> None:
+    model = TinyViT(fixed)
+    with pytest.raises(Undecided):
+        receptive_field(model, "out", 32)
+    rf = field(model, "out", 32)
+    assert rf == ReceptiveField(32, 0, 0, "gradient", whole_image=True) and rf.exceeds_image(32)
+    assert field(model, "embed", 32) == ReceptiveField(4, 4, 0)  # below the attention, the graph decides
+
+
+def test_untraceable_and_unknown_ops_are_measured() -> None:
+    class Branching(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = Plain()
+            self.out = nn.Identity()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.net(x)
+            return self.out(y if y.sum() > -1e9 else -y)  # data-dependent control flow: torch.fx cannot trace it
+
+    with pytest.raises(Undecided, match="cannot trace"):
+        receptive_field(Branching(), "out", 32)
+    assert field(Branching(), "out", 32) == ReceptiveField(45, 8, -20, "gradient")
+    with pytest.raises(Undecided, match="merges or splits"):
+        receptive_field(Shuffle(merge=True), "conv2", 12)
+    assert field(Shuffle(merge=True), "conv2", 12) == ReceptiveField(5, 1, -2, "gradient")
+
+
+def test_field_is_cached_per_model() -> None:
+    calls = []
+    model = TinyViT()
+    model.embed.register_forward_hook(lambda *_: calls.append(1))
+    first = field(model, "out", 32)
+    n = len(calls)
+    assert n > 0 and field(model, "out", 32) is first and len(calls) == n
+
+
+def test_measuring_errors_are_one_line() -> None:
+    dead = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3))
+    nn.init.zeros_(dead[1].weight)
+    cases = [
+        (lambda: _measured(dead, "1", 16), "zero input gradient"),
+        (lambda: _measured(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), "1", 16), r"needs an \[N, C, H, W\] map"),
+        (lambda: empirical_field(truncate(dead, "1"), (1, 16, 16)), r"cannot run on a \[1, 16, 16\] input"),
+    ]
+    for run, match in cases:
+        with pytest.raises(ValueError, match=match) as err:
+            run()
+        assert "\n" not in str(err.value)
+
+
+def test_exceeds_image_and_clipped_crops() -> None:
+    rf = ReceptiveField(size=20, stride=2, offset=-8)
+    assert rf.exceeds_image(16) and rf.exceeds_image((24, 16)) and not rf.exceeds_image(20)
+    image = torch.rand(3, 16, 16)
+    assert torch.equal(crop(image, rf, 4, 4, 16, clip=True), image)  # [0, 20) clipped: the whole image, as it is
+    full = crop(image, rf, 0, 4, 20)  # rows [-8, 12), cols [0, 20): 8 grey rows above, 4 grey columns right
+    assert (full[:, :8] == 0.5).all() and (full[:, :, 16:] == 0.5).all() and torch.equal(full[:, 8:, :16], image[:, :12])
+    clipped = crop(image, rf, 0, 4, 16, clip=True)  # rows [0, 12) x cols [0, 16), padded to a square: 2 rows each side
+    assert (clipped[:, :2] == 0.5).all() and (clipped[:, -2:] == 0.5).all() and torch.equal(clipped[:, 2:14], image[:, :12])

@@ -64,3 +64,15 @@ def test_layer_below():
     assert activation.layer_below(resnet, "layer1.0.conv2") == "layer1.0.relu"
     with pytest.raises(ValueError, match="no module below"):
         activation.layer_below(net, "0")
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_robustness_for_any_channel_count_and_non_square_images(channels):
+    img = torch.rand(channels, 24, 40, generator=torch.Generator().manual_seed(0))
+    moved = activation.random_transforms(img, 4, scale=(1.0, 1.0), degrees=0.0, max_shift=0.2)
+    assert moved.shape == (4, channels, 24, 40)
+    for x in moved:  # a circular shift of at most 0.2 x side, per axis, of every channel at once
+        hits = [(dy, dx) for dy in range(-5, 6) for dx in range(-8, 9) if torch.equal(torch.roll(img, (dy, dx), (1, 2)), x)]
+        assert len(hits) == 1
+    last = lambda x: x[:, -1].mean(dim=(1, 2))  # noqa: E731 - the mean of the last band ignores moving it
+    assert activation.robustness(last, img + 0.1) == pytest.approx(1.0, abs=0.02)

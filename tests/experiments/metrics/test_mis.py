@@ -123,6 +123,40 @@ def test_default_temperature_is_the_calibrated_chance_spread():
     assert measured == pytest.approx(mis.HOG_COLOUR_TEMPERATURE, rel=0.3)  # 0.054 on the default run's 512 images
     with pytest.raises(ValueError, match="at least 20 images"):
         mis.calibrate_temperature(mis.default_embed, images[:10])
+    grey = (images * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)  # ITU-R 601 luma
+    measured = mis.calibrate_temperature(mis.default_embed, grey, n_tasks=200)
+    assert measured == pytest.approx(mis.HOG_GREY_TEMPERATURE, rel=0.3)  # 0.101 on the default run's 512 images
+    assert not measured == pytest.approx(mis.HOG_COLOUR_TEMPERATURE, rel=0.3)  # the RGB value does not carry over
+
+
+HOG = 1764  # HOG features of a 64x64 image: 7 x 7 blocks x 2 x 2 cells x 9 orientations
+
+
+def test_grey_embedding_is_hog_and_an_intensity_histogram():
+    g = torch.Generator().manual_seed(0)
+    grey = torch.rand(4, 1, 40, 40, generator=g)
+    one, rgb = mis.default_embed(grey), mis.default_embed(grey.expand(-1, 3, -1, -1))
+    assert one.shape == (4, HOG + mis.HIST_BINS)
+    np.testing.assert_allclose(one[:, :HOG], rgb[:, :HOG], atol=1e-6)  # rgb2gray of a grey RGB image is the image
+    flat = mis.default_embed(torch.full((1, 1, 24, 40), 0.3))  # no gradients; every pixel in bin floor(0.3 * 12)
+    assert np.all(flat[0, :HOG] == 0) and flat[0, HOG:].tolist() == [0, 0, 0, 1] + [0] * 8
+
+
+def test_four_channel_embedding_has_a_histogram_per_channel_and_tells_bands_apart():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(40, 4, 32, 32, generator=g)
+    bright = torch.arange(40) % 2 == 0  # band 3 (say near-infrared) bright and band 0 dark, or the other way round:
+    images[:, 0], images[:, 3] = torch.where(bright, 0.1, 0.9)[:, None, None], torch.where(bright, 0.9, 0.1)[:, None, None]
+    e = mis.default_embed(images)  # the same channel mean either way, so only the bands' own histograms tell them apart
+    assert e.shape == (40, HOG + 4 * mis.HIST_BINS)
+    np.testing.assert_allclose(e[:, :HOG], mis.default_embed(images.mean(1, keepdim=True))[:, :HOG], atol=1e-6)
+    acts = images[:, 3].mean((1, 2)) - images[:, 0].mean((1, 2))
+    strong, weak = mis.pick_queries(acts, 20, exclude=torch.arange(6), fraction=0.4)
+    refs = images[:6][bright[:6]]
+    assert mis.mis_proxy(refs, images[strong], images[weak], temperature=0.05) > 0.9
+    with pytest.raises(ValueError, match="'hog_colour' on 4-channel images needs metrics.mis_temperature"):
+        mis.temperature_for("hog_colour", None, channels=4)
+    assert mis.temperature_for("hog_colour", None, channels=1) == mis.HOG_GREY_TEMPERATURE
 
 
 def test_embedding_names_resolve_or_fail_in_one_line():

@@ -49,3 +49,26 @@ def test_filter_smoothness_smooth_below_noise():
     assert tv[0] < tv[1] / 2 and tv[2] == 0.0
     with pytest.raises(ValueError, match=r"\[F, C, h, w\]"):
         rw.filter_smoothness(np.zeros((7, 7)))
+
+
+def test_one_channel_filters_have_no_colour_but_a_gabor_fit():
+    g = _gabor(7, theta=0.3, freq=0.23, sigma=0.25, phase=1.0)
+    grey = np.stack([g[None], -2 * g[None]])  # [2, 1, 7, 7]
+    assert rw.color_undefined(grey) == "1-channel filters have no colour (colour is a difference between input channels)"
+    assert np.isnan(rw.color_ratio(grey)).all() and np.isnan(rw.color_fraction(grey))
+    assert (rw.gabor_fit(grey) > 0.95).all()  # the filter itself, whatever its sign and scale
+    assert rw.gabor_fit(grey)[0] == pytest.approx(rw.gabor_fit(np.stack([g, g, g])[None])[0])
+    noise = np.random.default_rng(1).standard_normal((32, 1, 7, 7))
+    assert rw.gabor_fit(noise).mean() < 0.6 and rw.filter_smoothness(noise).shape == (32,)
+
+
+@pytest.mark.parametrize("channels", [2, 4])
+def test_colour_is_the_difference_between_any_channels(channels):
+    g = _gabor(7, 0.0, 0.2, 0.3, 0.0)
+    same = np.stack([g] * channels)  # one pattern in every band: no colour
+    band = np.stack([g] + [0 * g] * (channels - 1))  # only in band 0
+    assert rw.color_undefined(same) is None
+    assert rw.color_ratio(np.stack([same, band])) == pytest.approx([0, (channels - 1) / channels])
+    noise = np.random.default_rng(0).standard_normal((64, channels, 7, 7))
+    assert rw.color_ratio(noise).mean() == pytest.approx((channels - 1) / channels, abs=0.05)
+    assert rw.gabor_fit(np.stack([g, -0.5 * g, *[0.2 * g] * (channels - 2)])[None])[0] > 0.95

@@ -1,0 +1,76 @@
+"""One forward pass of a zero image with a hook on every module: each module's output shape, in execution order."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from methods.base import one_line
+from methods.layout import Layout, detect
+
+
+@dataclass(frozen=True)
+class Call:
+    """A module's first call: its name, the module and its per-image output shape (None: not one tensor)."""
+
+    name: str
+    module: nn.Module
+    shape: tuple[int, ...] | None
+    kind: str  # the output's type name: Tensor, tuple, dict...
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What one forward pass showed: every called module in the order its output was produced (the root last)."""
+
+    calls: list[Call]
+    output: Any  # the model's own output for the one image
+    hw: tuple[int, int]
+
+    def layout(self, call: Call) -> Layout | None:
+        """How `call`'s output reads as a map or vector (methods.layout); None where it cannot."""
+        if call.shape is None:
+            return None
+        try:
+            return detect(call.shape, self.hw)
+        except ValueError:
+            return None
+
+    def map_shape(self, call: Call) -> tuple[int, ...] | None:
+        """`call`'s output as (C, H, W) or (C,); None where it cannot be seen as either."""
+        found = self.layout(call)
+        return found.map_shape(call.shape) if found else None
+
+    def is_map(self, call: Call) -> bool:
+        """Whether `call`'s output is a spatial map larger than 1x1."""
+        shape = self.map_shape(call)
+        return shape is not None and len(shape) == 3 and shape[1] * shape[2] > 1
+
+
+def trace(model: nn.Module, hw: tuple[int, int], in_channels: int, name: str = "model") -> Trace:
+    """Run one zero image [1, in_channels, *hw] through `model`, recording each module's first output shape;
+    one line naming the input when the model fails on it."""
+    calls: dict[str, Call] = {}
+
+    def hook(module_name: str):
+        def record(module: nn.Module, args: Any, out: Any) -> None:
+            if module_name not in calls:
+                shape = tuple(out.shape[1:]) if isinstance(out, Tensor) and out.dim() >= 1 else None
+                calls[module_name] = Call(module_name, module, shape, type(out).__name__)
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()]
+    device = next(iter(model.parameters()), torch.zeros(())).device
+    shape = [1, in_channels, *hw]
+    try:
+        with torch.inference_mode():
+            output = model(torch.zeros(shape, device=device))
+    except Exception as err:  # the model's own forward: any type, reported with the input it got
+        raise ValueError(f"model {name!r} fails on a {shape} input ({in_channels} channel{'s' * (in_channels != 1)}, "
+                         f"{hw[0]}x{hw[1]} px: model.in_channels, model.input_size): {one_line(err)}") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+    return Trace(list(calls.values()), output, hw)
