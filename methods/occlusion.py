@@ -120,9 +120,9 @@ def score(acts: Tensor, target: Target, reduce: str = "mean", output: str = "log
     """Per-image scores [B, U] of the target's units from the truncated model's output."""
     idx = torch.tensor(target.units, device=acts.device)
     if target.kind == "class":  # logits [N, K], or a dense map [N, K, H, W]: the class's mean over the map
-        if acts.dim() not in (2, 4):
-            raise ValueError(f"class targets need a [N, classes] or dense [N, classes, H, W] output; layer "
-                             f"{target.layer!r} gives {tuple(acts.shape)}")
+        if not (acts.dim() == 2 or acts.dim() == 4 and not target.layer):
+            raise ValueError(f"class targets need the model's [N, classes] or dense [N, classes, H, W] output; "
+                             f"layer {target.layer!r} gives {tuple(acts.shape)}")
         scores = acts.softmax(1) if output == "prob" else acts
         return (scores if scores.dim() == 2 else scores.flatten(2).mean(2))[:, idx]
     if target.kind == "channel" and reduce == "max":
