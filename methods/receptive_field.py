@@ -99,6 +99,7 @@ _POOLS = {  # functional pools: parameter names after the input, in order
     "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
     "lp_pool2d": ("norm_type", "kernel_size", "stride", "ceil_mode"),
 }
+MAX_CANVAS = 512  # the largest side empirical_field probes (a 896 px swin_v2_b gradient ran out of 24 GiB)
 _PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
 # model -> {key: field}; geometry is fixed once a model is built (weights do not matter)
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
@@ -213,15 +214,16 @@ def crop(image: Tensor, rf: ReceptiveField, row: int, col: int, side: int, clip:
     return patch
 
 
-def empirical_field(net: nn.Module, input_chw: tuple[int, int, int], trials: int = 3, grow: int = 2, seed: int = 0,
+def empirical_field(net: nn.Module, input_chw: tuple[int, int, int], trials: int = 3, grow: int = 4, seed: int = 0,
                     ignore_global: bool = False) -> ReceptiveField:
     """The measured receptive field of `net`, which maps images [N, C, H, W] to a map [N, C', h, w].
 
     The support of the input gradient of the map's centre neuron (channels summed), united over `trials` random
     inputs (ReLU and max pooling route gradients to a subset), is its box; the diagonal neighbour's box gives the
     stride; the offset follows; two more positions must fall inside the boxes the field gives them. Exact for conv
-    nets without global ops. Where a box touches the border, canvases 2, 4, ... up to `grow` times larger (2 by
-    default: four times the pixels, so the memory stays bounded on large models) are probed, so that the size is measured, not clipped (a global op costs all of them). A `whole_image` field where
+    nets without global ops. Where a box touches the border, canvases 2, 4, ... up to `grow` times larger, and at most
+    MAX_CANVAS px a side (so memory stays bounded on large models), are probed, so that the size is measured,
+    not clipped (a global op costs all of them). A `whole_image` field where
     the model takes no larger input or the support touches the border at every size, and where the field depends
     on the position (Swin's window attention, resampling by 1.5: no one (size, stride, offset) explains the
     supports, so no position's box can be trusted). `ignore_global` cuts the gradient through adaptive pooling
@@ -237,7 +239,7 @@ def empirical_field(net: nn.Module, input_chw: tuple[int, int, int], trials: int
     hooks += [m.register_forward_hook(partial(_keep_support, gen)) for m in net.modules() if not any(m.children())]
     try:
         scale = 1
-        while scale <= grow:
+        while scale <= grow and (scale == 1 or max(h, w) * scale <= MAX_CANVAS):
             chw = (c, h * scale, w * scale)
             try:
                 with _eval(net):
