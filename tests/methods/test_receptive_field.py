@@ -434,20 +434,24 @@ def test_attention_falls_back_to_the_whole_image(fixed: int | None) -> None:
     assert field(model, "embed", 32) == ReceptiveField(4, 4, 0)  # below the attention, the graph decides
 
 
-def test_untraceable_and_unknown_ops_are_measured() -> None:
-    class Branching(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = Plain()
-            self.out = nn.Identity()
+class Untraceable(nn.Module):
+    """Plain behind data-dependent control flow, which torch.fx cannot trace."""
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = self.net(x)
-            return self.out(y if y.sum() > -1e9 else -y)  # data-dependent control flow: torch.fx cannot trace it
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = Plain()
+        self.out = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.net(x)
+        return self.out(y if y.sum() > -1e9 else -y)
+
+
+def test_untraceable_and_unknown_ops_are_measured() -> None:
 
     with pytest.raises(Undecided, match="cannot trace"):
-        receptive_field(Branching(), "out", 32)
-    assert field(Branching(), "out", 32) == ReceptiveField(45, 8, -20, "gradient")
+        receptive_field(Untraceable(), "out", 32)
+    assert field(Untraceable(), "out", 32) == ReceptiveField(45, 8, -20, "gradient")
     with pytest.raises(Undecided, match="merges or splits"):
         receptive_field(Shuffle(merge=True), "conv2", 12)
     assert field(Shuffle(merge=True), "conv2", 12) == ReceptiveField(5, 1, -2, "gradient")

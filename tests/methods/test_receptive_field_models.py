@@ -11,7 +11,7 @@ from torch import nn
 from methods import occlusion, top_patches
 from methods.base import Target, layer_shape, truncate
 from methods.receptive_field import GlobalField, ReceptiveField, box, empirical_field, receptive_field
-from tests.methods.test_receptive_field import Plain, TinyViT, Up
+from tests.methods.test_receptive_field import Plain, TinyViT, Untraceable, Up
 
 
 @pytest.fixture(autouse=True)
@@ -99,19 +99,6 @@ def test_every_classifier_agrees_where_both_apply(name: str, depth: float) -> No
 
 
 # --- the methods use the field, with its fallback ---------------------------------------------------------------
-
-
-class Untraceable(nn.Module):
-    """Plain behind data-dependent control flow, which torch.fx cannot trace."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = Plain()
-        self.out = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.net(x)
-        return self.out(y if y.sum() > -1e9 else -y)
 
 
 def test_top_patches_crop_fields_larger_than_the_image_to_it() -> None:
