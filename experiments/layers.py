@@ -35,7 +35,7 @@ def field_text(spec: ModelSpec, layer: str, measure: bool) -> tuple[str, str]:
     """(receptive field size, how it was found) of a map layer; '-' where it cannot be had."""
     if not measure:  # the traced graph only: no gradient measurement (seconds per layer on a ViT)
         try:
-            return str(receptive_field(spec.model, layer, spec.hw, in_channels=spec.in_channels).size), "graph"
+            return str(receptive_field(spec.model, layer, spec.hw, in_channels=spec.in_channels)), "graph"
         except Undecided:
             return "-", "undecided"
         except GlobalField:
@@ -45,7 +45,7 @@ def field_text(spec: ModelSpec, layer: str, measure: bool) -> tuple[str, str]:
                 return "whole image", "graph"
             except Exception:  # noqa: BLE001 - no local field: the global one is the answer
                 return "whole image", "graph"
-            return f"{local.size} (local)", "graph"
+            return f"{local} (local)", "graph"
         except Exception as err:  # noqa: BLE001 - any failure is this layer's "-", never the table's end
             return "-", (str(err).splitlines() or [type(err).__name__])[0][:60]
     try:
@@ -54,7 +54,7 @@ def field_text(spec: ModelSpec, layer: str, measure: bool) -> tuple[str, str]:
         return "-", (str(err).splitlines() or [type(err).__name__])[0][:60]
     if rf.whole_image:
         return "whole image", rf.method
-    return (f"{rf.size} (local)" if local else str(rf.size)), rf.method
+    return (f"{rf} (local)" if local else str(rf)), rf.method
 
 
 def map_text(probe: Trace, call: Call) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any, Iterable, Sequence
 
 import torch
@@ -143,9 +144,13 @@ def truncate(model: nn.Module, layer: str, normalize: nn.Module | None = None) -
     return Truncated(model, layer, normalize)
 
 
-def pair(size: int | Sequence[int]) -> tuple[int, int]:
-    """(h, w) from a square side or an (h, w) pair."""
-    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+def pair(size: Any, name: str = "input_size") -> tuple[int, int]:
+    """(h, w) from a square side or an (h, w) pair of positive ints (numpy ints and config lists too); one line
+    naming `name` and the bad value otherwise."""
+    values = (size,) * 2 if isinstance(size, Integral) else tuple(size) if hasattr(size, "__len__") and not isinstance(size, str) else ()
+    if len(values) != 2 or not all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in values):
+        raise ValueError(f"{name}={size!r} must be a positive number of pixels or [h, w]")
+    return int(values[0]), int(values[1])
 
 
 def layer_shape(model: nn.Module, layer: str, input_size: int | Sequence[int], in_channels: int = 3) -> tuple[int, ...]:

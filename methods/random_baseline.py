@@ -17,10 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from methods import occlusion, raw_weights, top_patches
-from methods.base import Target, Visualization, invalid_choice, read_out
+from methods.base import Target, Visualization, invalid_choice, pair, read_out
 from methods.graph import fast_forward
 from methods.gradient_ascent import Ascent
-from methods.gradient_ascent.transforms import hw
 from methods.occlusion import OcclusionMaps
 from methods.raw_weights import Filters
 from methods.top_patches import TopPatches
@@ -71,7 +70,7 @@ def random_ascent(model: nn.Module, target: Target, *, input_size: int | tuple[i
                   minimize: bool = False) -> Ascent:
     """Uniform noise images [U * images_per_unit, channels, H, W] in [0, 1] (one stream per unit and image;
     input_size: a side or (h, w)), with the activation they reach."""
-    shape = (channels, *hw(input_size))
+    shape = (channels, *pair(input_size))
     images = torch.stack([torch.rand(shape, generator=generator(seed, 2, int(minimize), u, j))
                           for u in target.units for j in range(images_per_unit)])
     net = fast_forward(model, target.layer, normalize)

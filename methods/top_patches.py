@@ -163,13 +163,14 @@ def assemble(
     rf, ignored = local_field(model, target.layer, (h, w), channels)
     exceeds = rf.exceeds_image((h, w))
     rows, cols = pos // map_hw[1], pos % map_hw[1]
-    full = torch.stack([rf.offset + rows * rf.stride, rf.offset + cols * rf.stride], -1)
-    full = torch.cat([full, full + rf.size], -1)  # [U, k, 4] top, left, bottom, right (exclusive)
+    (size_h, stride_h, offset_h), (size_w, stride_w, offset_w) = rf.along(0), rf.along(1)
+    full = torch.stack([offset_h + rows * stride_h, offset_w + cols * stride_w], -1)
+    full = torch.cat([full, full + torch.tensor([size_h, size_w], device=full.device)], -1)  # [U, k, 4] top, left, bottom, right (exclusive)
     clipped = torch.stack([full[..., 0].clamp(min=0), full[..., 1].clamp(min=0), full[..., 2].clamp(max=h), full[..., 3].clamp(max=w)], -1)
     flat_idx = idx.flatten().cpu()
     sources = images[flat_idx] if kept is None else torch.stack([kept[i] for i in flat_idx.tolist()])
     dev = sources.device
-    side = crop_size or min(rf.size, max(h, w))
+    side = crop_size or min(max(rf.sizes), max(h, w))
     where = torch.stack([rows, cols], -1).reshape(-1, 2).tolist()
     crops = torch.stack([crop(img, rf, r, c, side, clip=exceeds) for img, (r, c) in zip(sources, where)])
     return TopPatches(

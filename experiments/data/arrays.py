@@ -28,8 +28,8 @@ import torch
 from torch import Tensor
 
 from experiments.data.fit import resize_images, resize_masks
-from experiments.data.spec import DataSpec, hw
-from methods.base import invalid_choice, one_line
+from experiments.data.spec import DataSpec
+from methods.base import invalid_choice, one_line, pair
 
 log = logging.getLogger(__name__)
 KEYS = ("images", "labels", "masks")
@@ -207,7 +207,7 @@ def load_arrays(path: str | None, size: int | tuple[int, int], channels: int = 3
                       else torch.full((len(idx),), -1))
         masks.append(resize_masks(tensor(part["masks"][idx], f, "masks") != 0, size) if "masks" in part else None)
     return DataSpec(name="arrays", images=torch.cat(images), labels=torch.cat(labels),
-                    masks=join_masks(masks, [len(i) for i in images], hw(size), path), class_names=())
+                    masks=join_masks(masks, [len(i) for i in images], pair(size), path), class_names=())
 
 
 def join_masks(masks: list[Tensor | None], counts: list[int], size: tuple[int, int], path: str) -> Tensor | None:

@@ -11,8 +11,7 @@ from typing import Any, Callable
 import torch.nn.functional as F
 from torch import Tensor
 
-from experiments.data.spec import hw
-from methods.base import invalid_choice
+from methods.base import invalid_choice, pair
 
 RESIZE = ("pad", "crop", "stretch")
 GREY = 0.5  # what pad fills around an image
@@ -27,7 +26,7 @@ def check_resize(mode: str) -> str:
 
 def placement(src: tuple[int, int], size: Any, mode: str) -> tuple[tuple[int, int], tuple[int, int]]:
     """Where a `src` (h, w) image goes: its resized (h, w) and the (top, left) offset of the pad or the crop."""
-    (sh, sw), (h, w) = src, hw(size)
+    (sh, sw), (h, w) = src, pair(size)
     if check_resize(mode) == "stretch":
         return (h, w), (0, 0)
     scale = (min if mode == "pad" else max)(h / sh, w / sw)
@@ -37,7 +36,7 @@ def placement(src: tuple[int, int], size: Any, mode: str) -> tuple[tuple[int, in
 
 def resize_images(images: Tensor, size: Any) -> Tensor:
     """Float images [N, C, H, W] at (h, w) (bilinear, antialiased); unchanged where already that size."""
-    size = hw(size)
+    size = pair(size)
     if tuple(images.shape[-2:]) == size:
         return images
     return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
@@ -45,7 +44,7 @@ def resize_images(images: Tensor, size: Any) -> Tensor:
 
 def resize_masks(masks: Tensor, size: Any) -> Tensor:
     """Bool masks [N, H, W] at (h, w) (nearest neighbour, pixel centres); unchanged where already that size."""
-    size = hw(size)
+    size = pair(size)
     if tuple(masks.shape[-2:]) == size:
         return masks
     return F.interpolate(masks[:, None].float(), size=size, mode="nearest-exact")[:, 0] > 0.5
@@ -53,7 +52,7 @@ def resize_masks(masks: Tensor, size: Any) -> Tensor:
 
 def _fit(x: Tensor, size: Any, mode: str, resize: Callable[[Tensor, Any], Tensor], fill: float | bool) -> Tensor:
     """`x` [..., H, W] resized by `resize` to its placement, then padded with `fill` or cropped to (h, w)."""
-    (h, w), ((rh, rw), (top, left)) = hw(size), placement(tuple(x.shape[-2:]), size, mode)
+    (h, w), ((rh, rw), (top, left)) = pair(size), placement(tuple(x.shape[-2:]), size, mode)
     x = resize(x[None], (rh, rw))[0]
     if mode == "crop":
         return x[..., top : top + h, left : left + w]

@@ -8,7 +8,8 @@ import torch
 from skimage.transform import resize
 
 from experiments.data.channels import as_channels, check_channels
-from experiments.data.spec import DataSpec, describe, hw
+from experiments.data.spec import DataSpec, describe
+from methods.base import pair
 
 # RGB photographs shipped inside scikit-image 0.26 (others in skimage.data need pooch and a download)
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
@@ -35,7 +36,7 @@ def _centre_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def load_photos(size: int | tuple[int, int] = 64, channels: int = 3) -> DataSpec:
     """The bundled photos that load offline (in PHOTOS order), as [N, channels, h, w] in [0, 1] (channels 1: their
     luminance, experiments.data.channels); labels -1, no masks."""
-    h, w = hw(size)
+    h, w = pair(size)
     if min(h, w) < 8:
         raise ValueError(f"data=skimage needs images of >= 8 px; the model's input is {describe(size)}")
     check_channels("skimage", channels)

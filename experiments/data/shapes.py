@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from experiments.data.channels import as_channels, check_channels
-from experiments.data.spec import DataSpec, describe, hw
+from experiments.data.spec import DataSpec, describe
+from methods.base import pair
 
 CLASSES = ("bar_h", "bar_v", "bar_diag", "cross", "corner", "disc", "grating", "checkerboard", "red_green")
 
@@ -152,7 +153,7 @@ def make_shapes(n: int = 512, size: int | tuple[int, int] = 64, seed: int = 0, c
     `channels`=1 gives the luminance of the RGB drawing (experiments.data.channels)."""
     if n < 1:
         raise ValueError(f"data.n={n} must be >= 1")
-    h, w = hw(size)
+    h, w = pair(size)
     if min(h, w) < 32:
         raise ValueError(f"data=shapes draws images of >= 32 px; the model's input is {describe(size)}")
     check_channels("shapes", channels)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Any
 
 from torch import Tensor
+
+from methods.base import pair
 
 
 @dataclass
@@ -20,15 +21,7 @@ class DataSpec:
     skipped: tuple[str, ...] = ()  # files the source could not read and left out (each logged as a warning)
 
 
-def hw(size: Any) -> tuple[int, int]:
-    """An input size as (h, w): an int is a square, a pair is (h, w); one line for anything else."""
-    pair = (size, size) if isinstance(size, Integral) else tuple(size) if hasattr(size, "__len__") else ()
-    if len(pair) != 2 or not all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in pair):
-        raise ValueError(f"input size {size!r} must be a positive int (a square) or an (h, w) pair of them")
-    return int(pair[0]), int(pair[1])
-
-
 def describe(size: Any) -> str:
     """An input size as the error messages name it: '16 px (model.input_size=16)' or '16x40 px (... [16, 40])'."""
-    h, w = hw(size)
+    h, w = pair(size)
     return f"{h} px (model.input_size={h})" if h == w else f"{h}x{w} px (model.input_size=[{h}, {w}])"

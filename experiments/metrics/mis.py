@@ -208,12 +208,15 @@ def pick_queries(acts: ArrayLike, n_tasks: int, exclude: ArrayLike = (), fractio
 
 
 def rf_crops(images: torch.Tensor, positions: torch.Tensor, rf: ReceptiveField, side: int | None = None) -> torch.Tensor:
-    """Receptive-field crops [N, C, side, side] of images [N, C, H, W] around layer-map positions [N, 2] (row, col).
+    """Receptive-field crops [N, C, side, side] of images [N, C, H, W] around layer-map positions [N, 2] (row, col),
+    cut as top_patches cuts its crops (`methods.receptive_field.crop`).
 
     Each crop is the full (unclipped) receptive-field box of its position, grey where the box sticks out of the
-    image, resized to `side` (default min(rf.size, max(H, W)), the size of top_patches' crops).
+    image; where the field is larger than the image, the box clipped to the image. Resized to `side` (default
+    min(longer field side, max(H, W)), the size of top_patches' crops).
     """
     if images.dim() != 4 or positions.shape != (len(images), 2):
         raise ValueError(f"expected images [N, C, H, W] and positions [N, 2], got {tuple(images.shape)} and {tuple(positions.shape)}")
-    side = side or min(rf.size, max(images.shape[-2:]))
-    return torch.stack([crop(img, rf, int(r), int(c), side) for img, (r, c) in zip(images, positions.tolist())])
+    side = side or min(max(rf.sizes), max(images.shape[-2:]))
+    clip = rf.exceeds_image(tuple(images.shape[-2:]))
+    return torch.stack([crop(img, rf, int(r), int(c), side, clip=clip) for img, (r, c) in zip(images, positions.tolist())])

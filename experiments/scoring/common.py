@@ -16,7 +16,7 @@ from methods.base import GREY, Visualization, layer_shape
 from methods.gradient_ascent import Ascent
 from methods.occlusion import OcclusionMaps
 from methods.raw_weights import Filters
-from methods.receptive_field import box, receptive_field
+from methods.receptive_field import box, field
 from methods.top_patches import TopPatches
 
 
@@ -66,8 +66,8 @@ def seed_ssim(s: Scoring, result: Visualization) -> list[Row]:
 
 def neuron_box(s: Scoring, size: tuple[int, int]) -> tuple[int, int, int, int]:
     """Unclipped input box (top, left, bottom, right) of the target neuron's receptive field."""
-    rf = receptive_field(s.spec.model, s.target.layer, size)
-    h, w = layer_shape(s.spec.model, s.target.layer, size[0])[-2:]
+    rf = field(s.spec.model, s.target.layer, size, s.spec.in_channels)
+    h, w = layer_shape(s.spec.model, s.target.layer, size, s.spec.in_channels)[-2:]
     return box(rf, *s.target.position_in(h, w), size)[1]
 
 

@@ -53,7 +53,7 @@ def data_peaks(s: Scoring) -> tuple[Tensor, Tensor | None]:
 
 def mis_field(s: Scoring, size: tuple[int, int]) -> ReceptiveField:
     """The target layer's receptive field for images of `size` (without global branches where they make it the whole image)."""
-    return local_field(s.spec.model, s.target.layer, size)[0]
+    return local_field(s.spec.model, s.target.layer, size, s.spec.in_channels)[0]
 
 
 def minimized(s: Scoring) -> Visualization | None:

@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 from torch import Tensor, nn
 
-from methods.base import Normalize
+from methods.base import Normalize, pair
 
 DEFAULT_CHANNELS = 3  # a model without any Conv2d is taken to read RGB
 
@@ -33,12 +33,12 @@ class ModelSpec:
         if self.in_channels is None:
             self.in_channels = first_conv_channels(self.model)
         if not isinstance(self.input_size, int):
-            self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+            self.input_size = pair(self.input_size)
 
     @property
     def hw(self) -> tuple[int, int]:
         """The input's (height, width)."""
-        return (self.input_size, self.input_size) if isinstance(self.input_size, int) else self.input_size
+        return pair(self.input_size)
 
     def normalizer(self) -> Normalize:
         """The model's input normalization ([0, 1] images -> model input), on the model's device."""

@@ -9,13 +9,13 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from methods.base import Target, Visualization, check_units, invalid_choice, one_line
+from methods.base import Target, Visualization, check_units, invalid_choice, one_line, pair
 from methods.graph import fast_forward
 
 from . import regularizers as reg
 from .objectives import Objective, diversity, from_target
 from .parameterizations import PARAMS, SQUASHES, make_param
-from .transforms import TransformSpec, draw, hw, resolve, warp
+from .transforms import TransformSpec, draw, resolve, warp
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam, "sgd": torch.optim.SGD}
 FUSED = ("adam", "sgd")  # one kernel per step instead of one per elementwise op (CPU and CUDA)
@@ -214,7 +214,7 @@ def visualize(model: nn.Module, target: Target, *, input_size: int | tuple[int, 
     cfg = settings(knobs)
     if amp not in AMP:
         raise invalid_choice("amp", amp, AMP)
-    size = hw(input_size)
+    size = pair(input_size)
     if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels={in_channels!r} must be a positive number of channels")
     device = next(model.parameters()).device

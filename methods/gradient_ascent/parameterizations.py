@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.base import invalid_choice
+from methods.base import invalid_choice, pair
 
-from .transforms import hw
 
 PARAMS = ("pixel", "fourier", "maco")
 SQUASHES = ("sigmoid", "clamp")
@@ -58,7 +57,7 @@ class PixelImage(nn.Module):
         self.squash, self.decorrelate = squash, decorrelate
         self.centre = 0.0 if squash == "sigmoid" else 0.5  # the grey image, in raw units
         self.register_buffer("color", COLOR_CORRELATION.clone())
-        self.raw = nn.Parameter(_randn((channels, *hw(size)), seeds, sd) + self.centre)
+        self.raw = nn.Parameter(_randn((channels, *pair(size)), seeds, sd) + self.centre)
 
     def forward(self) -> Tensor:
         """Images [B, C, H, W] in [0, 1]."""
@@ -79,7 +78,7 @@ class FourierImage(nn.Module):
     def __init__(self, seeds: Sequence[int], size: int | tuple[int, int], decay_power: float = 1.0,
                  decorrelate: bool = True, sd: float = 0.01, channels: int = 3) -> None:
         super().__init__()
-        h, w = self.size = hw(size)
+        h, w = self.size = pair(size)
         self.decorrelate = decorrelate and channels == 3
         scale = 1.0 / rfft_freqs(h, w).clamp(min=1.0 / max(h, w)) ** decay_power
         self.register_buffer("gain", scale[None, None, :, :, None] / 4.0)  # Lucid's magic 4, folded into the scale
@@ -106,7 +105,7 @@ class MacoImage(nn.Module):
 
     def __init__(self, seeds: Sequence[int], size: int | tuple[int, int], magnitude: Tensor, sd: float = 1.0) -> None:
         super().__init__()
-        h, w = self.size = hw(size)
+        h, w = self.size = pair(size)
         if magnitude.dim() != 3 or magnitude.shape[1:] != (h, w // 2 + 1):
             raise ValueError(f"maco magnitude has shape {tuple(magnitude.shape)}, expected (C, {h}, {w // 2 + 1})")
         self.decorrelate = magnitude.shape[0] == 3
@@ -134,7 +133,7 @@ class MacoImage(nn.Module):
 def natural_magnitude(size: int | tuple[int, int], images: Tensor | None = None, channels: int = 3) -> Tensor:
     """Mean rfft2 magnitude [C, H, W//2+1] of natural images [N, C, H', W'] (resized to `size`), RGB in decorrelated
     colour space; without images, scikit-image's photos (RGB for C = 3, grayscale for C = 1; other C need images)."""
-    h, w = hw(size)
+    h, w = pair(size)
     if images is None:
         return _skimage_magnitude(h, w, channels).clone()
     if images.dim() != 4 or images.shape[1] != channels:

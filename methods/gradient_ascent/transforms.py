@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import invalid_choice
+from methods.base import invalid_choice, pair
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,6 @@ def _shift(jitter: int, steps: int, gen: torch.Generator) -> Tensor:
     return torch.randint(jitter, (steps, 2), generator=gen).double() - (jitter - 1) / 2
 
 
-def hw(size: int | Sequence[int]) -> tuple[int, int]:
-    """(h, w) from a side (a square) or an (h, w) pair; anything else raises one line."""
-    pair = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, Sequence) else ()
-    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
-        raise ValueError(f"input_size={size!r} must be a positive number of pixels or [h, w]")
-    return pair
-
-
 def draw(spec: TransformSpec, steps: int, size: int | tuple[int, int], gen: torch.Generator) -> Tensor:
     """Affine matrices [steps, 2, 3] (output -> source, normalized coordinates) for every step, drawn up front.
 
@@ -77,7 +69,7 @@ def draw(spec: TransformSpec, steps: int, size: int | tuple[int, int], gen: torc
     jit = list(spec.jitter) + [1] * (2 - len(spec.jitter))
     if len(spec.jitter) > 2:
         raise ValueError(f"transforms.jitter={spec.jitter} has more than two entries (before and after scale/rotate)")
-    h, w = hw(size)
+    h, w = pair(size)
     xy = torch.tensor([w, h], dtype=torch.float64)  # affine_grid's coordinates are (x, y)
     t1, t2 = _shift(jit[0], steps, gen), _shift(jit[1], steps, gen)
     scale = _choice(tuple(spec.scales), steps, gen)
@@ -101,5 +93,5 @@ def draw(spec: TransformSpec, steps: int, size: int | tuple[int, int], gen: torc
 def warp(images: Tensor, theta: Tensor, out_size: int | tuple[int, int], fill: float) -> Tensor:
     """Resample images [B, C, H, W] through one affine map theta [2, 3] to out_size, filling outside with `fill`."""
     b, c = images.shape[:2]
-    grid = F.affine_grid(theta[None], [1, c, *hw(out_size)], align_corners=False).expand(b, -1, -1, -1)
+    grid = F.affine_grid(theta[None], [1, c, *pair(out_size, "out_size")], align_corners=False).expand(b, -1, -1, -1)
     return F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + fill

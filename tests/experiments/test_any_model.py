@@ -136,3 +136,18 @@ def test_dense_tuple_output_model_on_user_images_with_masks(tmp_path: Path) -> N
     df = run_module.run(cfg)
     pointing = df[df.metric == "pointing_game"]
     assert len(pointing) == 2 and pointing.status.eq("ok").all(), pointing[["value", "status"]]
+
+
+@pytest.mark.parametrize("factory, size, channels", [("make_gray_cnn", 28, 1), ("make_four_channel_cnn", 64, 4)])
+@pytest.mark.parametrize("method", ["top_patches", "occlusion"])
+def test_every_metric_runs_on_one_and_four_channel_models(tmp_path: Path, factory: str, size: int, channels: int,
+                                                          method: str) -> None:
+    # the metrics' own receptive fields and model passes take the model's channels (mis_proxy once fed 3)
+    path = arrays_file(tmp_path / "images.npz", 40, channels, size)
+    cfg = make_cfg("progress=false", *custom(factory, str(size), channels), "data=arrays", f"data.path={path}",
+                   "data.n=40", f"method={method}")
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = str(tmp_path / "run")
+    df = run_module.run(cfg)
+    assert not df.status.str.startswith("failed").any(), df[df.status.ne("ok")][["metric", "status"]].to_string()
+    assert df.metric.eq("mis_proxy").any() == (method == "top_patches")

@@ -12,7 +12,8 @@ from experiments.data import build_data
 from experiments.data.channels import luminance
 from experiments.data.photos import load_photos
 from experiments.data.shapes import make_shapes
-from experiments.data.spec import DataSpec, hw
+from experiments.data.spec import DataSpec
+from methods.base import pair
 from tests.conftest import make_cfg
 
 
@@ -32,13 +33,6 @@ def source(name: str, root: Path, size: int | tuple[int, int], channels: int) ->
     return build_data(cfg, size, channels)
 
 
-def test_hw_reads_a_square_or_a_pair() -> None:
-    assert hw(32) == (32, 32) and hw((24, 40)) == (24, 40) and hw([24, 40]) == (24, 40)
-    for bad in (0, (24,), (24, 40, 3), (24.5, 40), "32", True):
-        with pytest.raises(ValueError, match=r"^input size .* must be a positive int \(a square\) or an \(h, w\) pair"):
-            hw(bad)
-
-
 def test_luminance_is_itu_r_601_as_pil_l() -> None:
     assert torch.allclose(luminance(torch.eye(3).view(3, 3, 1, 1)).flatten(), torch.tensor([0.299, 0.587, 0.114]))
     assert torch.allclose(luminance(torch.full((3, 2, 2), 0.25)), torch.full((1, 2, 2), 0.25))
@@ -53,7 +47,7 @@ def test_luminance_is_itu_r_601_as_pil_l() -> None:
 def test_one_channel_is_the_luminance_of_the_rgb_version(name: str, size: int | tuple[int, int],
                                                           image_root: Path) -> None:
     rgb, grey = source(name, image_root, size, 3), source(name, image_root, size, 1)
-    assert rgb.images.shape[1:] == (3, *hw(size)) and grey.images.shape == (len(rgb.images), 1, *hw(size))
+    assert rgb.images.shape[1:] == (3, *pair(size)) and grey.images.shape == (len(rgb.images), 1, *pair(size))
     assert torch.allclose(grey.images, luminance(rgb.images), atol=1e-6)
     assert torch.equal(grey.labels, rgb.labels)
     assert (grey.masks is None) == (rgb.masks is None) and (rgb.masks is None or torch.equal(grey.masks, rgb.masks))

@@ -9,7 +9,7 @@ from methods.gradient_ascent import objectives as obj
 from methods.gradient_ascent import regularizers as reg
 from methods.gradient_ascent.parameterizations import (
     COLOR_CORRELATION, FourierImage, MacoImage, PixelImage, natural_magnitude, rfft_freqs)
-from methods.gradient_ascent.transforms import STANDARD, TransformSpec, draw, hw, resolve, warp
+from methods.gradient_ascent.transforms import STANDARD, TransformSpec, draw, resolve, warp
 
 
 # ---------------------------------------------------------------- parameterizations
@@ -110,13 +110,6 @@ def test_maco_grey_and_non_square():
         natural_magnitude(16, torch.rand(3, 3, 16, 16), channels=1)
     with pytest.raises(ValueError, match=r"expected \(C, 24, 21\)"):
         MacoImage([0], (24, 40), natural_magnitude(24, channels=1))
-
-
-def test_input_size_is_a_side_or_h_w():
-    assert hw(16) == (16, 16) and hw((24, 40)) == (24, 40) and hw([24, 40]) == (24, 40)
-    for bad in (0, (24,), (24, 0), (24.0, 40), "24", True):
-        with pytest.raises(ValueError, match="must be a positive number of pixels or \\[h, w\\]"):
-            hw(bad)
 
 
 # ---------------------------------------------------------------- transforms

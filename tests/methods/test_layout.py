@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from methods.base import Target, layer_shape, read_out, truncate
+from methods.base import Target, layer_shape, pair, read_out, truncate
 from methods.graph import fast_forward
 from methods.layout import Layout, detect
 
@@ -85,3 +85,16 @@ def test_channels_last_channel_k_is_feature_k(build) -> None:
     acts = build(net, "mix")(x)
     assert acts.shape == (2, DIM, 10, 10)
     assert torch.allclose(acts, raw.permute(0, 3, 1, 2))
+
+
+def test_pair_reads_a_side_or_h_w_and_names_a_bad_value() -> None:
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    assert pair(16) == (16, 16) and pair((24, 40)) == (24, 40) and pair(OmegaConf.create([24, 40])) == (24, 40)
+    assert pair(np.int64(8)) == (8, 8) and pair(torch.Size([3, 5])) == (3, 5)
+    for bad in (0, (24,), (24, 0), (24, 40, 3), (24.0, 40), "24", True, None):
+        with pytest.raises(ValueError, match=r"^input_size=.* must be a positive number of pixels or \[h, w\]$"):
+            pair(bad)
+    with pytest.raises(ValueError, match=r"^out_size=\(1, -2\) must"):
+        pair((1, -2), "out_size")

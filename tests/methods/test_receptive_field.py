@@ -489,3 +489,25 @@ def test_exceeds_image_and_clipped_crops() -> None:
     assert (full[:, :8] == 0.5).all() and (full[:, :, 16:] == 0.5).all() and torch.equal(full[:, 8:, :16], image[:, :12])
     clipped = crop(image, rf, 0, 4, 16, clip=True)  # rows [0, 12) x cols [0, 16), padded to a square: 2 rows each side
     assert (clipped[:, :2] == 0.5).all() and (clipped[:, -2:] == 0.5).all() and torch.equal(clipped[:, 2:14], image[:, :12])
+
+
+def test_non_square_fields_per_axis() -> None:
+    # a 3x7 kernel with stride (1, 2): rows (3, 1, -1), columns (7, 2, -3); traced, measured and cut per axis
+    model = nn.Sequential(nn.Conv2d(3, 4, (3, 7), stride=(1, 2), padding=(1, 3)), nn.ReLU(), nn.Conv2d(4, 4, 1))
+    rf = receptive_field(model, "2", 16)
+    assert rf == ReceptiveField(3, 1, -1, cols=(7, 2, -3)) and rf.sizes == (3, 7) and str(rf) == "3x7"
+    measured = _measured(model, "2", 16)
+    assert (measured.along(0), measured.along(1), measured.method) == ((3, 1, -1), (7, 2, -3), "gradient")
+    assert box(rf, 5, 4, 16) == ((4, 5, 7, 12), (4, 5, 7, 12)) and rf.centre(4, axis=1) == 8.0
+    assert rf.exceeds_image((2, 16)) and not rf.exceeds_image((3, 7))
+    image = torch.rand(3, 16, 16)
+    patch = crop(image, rf, 5, 4, 7)  # 3x7 box padded with 2 grey rows above and below: square, not stretched
+    assert patch.shape == (3, 7, 7) and (patch[:, :2] == 0.5).all() and (patch[:, 5:] == 0.5).all()
+    assert torch.equal(patch[:, 2:5], image[:, 4:7, 5:12])
+
+
+def test_inception_factorized_conv_field_is_rectangular() -> None:
+    model = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
+    rf = receptive_field(model, "Mixed_6e.branch7x7_2", 299)
+    (rows, stride_h, _), (cols, stride_w, _) = rf.along(0), rf.along(1)
+    assert stride_h == stride_w == 16 and cols - rows == 6 * 16  # a 1x7 conv at stride 16 widens the field by 6 strides

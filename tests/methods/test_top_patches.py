@@ -96,6 +96,19 @@ def test_crops_equal_the_box_region(data: Tensor) -> None:
         assert torch.equal(crop, expected)
 
 
+def test_rectangular_field_boxes_and_square_crops(data: Tensor) -> None:
+    # a 3x5 kernel: every box is 3 rows by 5 columns, each crop that box padded grey above and below to 5x5
+    model = nn.Sequential(nn.Conv2d(3, 6, (3, 5), padding=(1, 2)))
+    vis = top_patches.visualize(model, data, Target("0", UNITS), k=4, mode="location", per_image=None)
+    full = vis.boxes_unclipped.flatten(0, 1)
+    assert vis.rf.sizes == (3, 5) and ((full[:, 2] - full[:, 0]) == 3).all() and ((full[:, 3] - full[:, 1]) == 5).all()
+    assert vis.images.shape == (len(UNITS) * 4, 3, 5, 5)
+    for crop, (t, l, b, r), (ft, fl, fb, fr), i in zip(vis.images, vis.boxes.flatten(0, 1).tolist(), full.tolist(), vis.indices.flatten().tolist()):
+        expected = torch.full((3, 5, 5), 0.5)
+        expected[:, 1 + t - ft:1 + b - ft, l - fl:r - fl] = data[i][:, t:b, l:r]
+        assert torch.equal(crop, expected)
+
+
 def test_box_contains_gradient_support(data: Tensor) -> None:
     model = small_net()
     vis = top_patches.visualize(model, data, Target("conv2", UNITS), k=3)

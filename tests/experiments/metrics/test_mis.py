@@ -208,6 +208,9 @@ def test_rf_crops_cut_the_field_and_pad_grey_outside():
     assert mis.rf_crops(images, torch.tensor([[1, 2], [0, 0]]), rf, side=8).shape == (2, 3, 8, 8)
     with pytest.raises(ValueError, match="positions"):
         mis.rf_crops(images, torch.tensor([1, 2]), rf)
+    # a field larger than the image is cut as top_patches cuts it: the image itself, not a small image in grey
+    whole = mis.rf_crops(images[:1], torch.tensor([[0, 0]]), ReceptiveField(size=12, stride=1, offset=-2))
+    assert torch.equal(whole[0], images[0])
 
 
 def test_hue_of_grey_pixels_does_not_count():
