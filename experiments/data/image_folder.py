@@ -4,7 +4,8 @@ Each image is fitted to the model's (h, w) by data.resize (experiments.data.fit:
 default; crop or stretch). Object masks, where given, are fitted exactly like their image:
 - a mask PNG beside its image, `<stem>.mask.png` (root/cats/001.jpg -> root/cats/001.mask.png), in the image's
   own pixels; non-zero (after PIL's convert("L")) is the object. Mask files are never read as images.
-- and/or data.boxes=<file.csv> with the header path,top,left,bottom,right: one box per row in the image's own
+- and/or data.boxes=<file.csv> with the header path,top,left,bottom,right (or <file.json>, a list of objects with
+  those keys): one box per row in the image's own
   pixels (rows top..bottom-1, columns left..right-1), path relative to data.root (or absolute); several rows
   for one image are their union, and union with its mask PNG.
 When any drawn image has a mask (or data.boxes is set), those without one get an empty mask (pointing_game is then
@@ -13,8 +14,10 @@ NaN on them) and one warning counts them; otherwise DataSpec.masks is None.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
+from typing import Any, Iterator
 
 import torch
 from PIL import Image
@@ -90,46 +93,71 @@ def read_mask(image_path: str, shape: tuple[int, int]) -> Tensor | None:
     return mask
 
 
-def read_boxes(boxes: str, root: str, folder: datasets.ImageFolder) -> dict[str, list[tuple[int, Box]]]:
-    """data.boxes as {image path: [(csv line, box)]}; one line for a missing file, column, number or image."""
+def read_boxes(boxes: str, root: str, folder: datasets.ImageFolder) -> dict[str, list[tuple[str, Box]]]:
+    """data.boxes as {image path: [(where in the file, box)]}; one line for a missing file, column, number or image."""
     if not os.path.isfile(boxes):
-        raise FileNotFoundError(f"data.boxes={boxes!r} does not exist (a CSV with the header {','.join(BOX_COLUMNS)})")
+        raise FileNotFoundError(f"data.boxes={boxes!r} does not exist (a CSV with the header {','.join(BOX_COLUMNS)}, "
+                                "or a JSON list of objects with those keys)")
     known = {os.path.normpath(path) for path, _ in folder.samples}
-    table: dict[str, list[tuple[int, Box]]] = {}
+    table: dict[str, list[tuple[str, Box]]] = {}
+    for where, row in box_rows(boxes):
+        path = os.path.normpath(os.path.join(root, str(row["path"] or "")))
+        if path not in known:
+            example = os.path.relpath(folder.samples[0][0], root)
+            raise ValueError(f"data.boxes={boxes!r} {where}: {row['path']!r} is no image under "
+                             f"data.root={root!r} (paths are relative to data.root, e.g. {example!r})")
+        values = [row[k] for k in BOX_COLUMNS[1:]]
+        try:
+            box = tuple(pixel(v) for v in values)
+        except (TypeError, ValueError):
+            raise ValueError(f"data.boxes={boxes!r} {where}: top,left,bottom,right must be integers (pixels), "
+                             f"got {','.join(str(v) for v in values)}") from None
+        table.setdefault(path, []).append((where, box))
+    return table
+
+
+def pixel(value: Any) -> int:
+    """An integer pixel coordinate from a CSV string or a JSON number (2.0 is 2; 1.5, "1.5" and true raise)."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{value!r} is not a whole number of pixels")
+    return int(value)
+
+
+def box_rows(boxes: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, row) of each box in a CSV (header path,top,left,bottom,right) or a JSON list of objects with those
+    keys; one line where the columns or the JSON are wrong."""
+    if boxes.lower().endswith(".json"):
+        try:
+            with open(boxes) as f:
+                rows = json.load(f)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"data.boxes={boxes!r} is not valid JSON ({one_line(err)})") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and set(BOX_COLUMNS) <= set(r) for r in rows):
+            raise ValueError(f"data.boxes={boxes!r} must hold a JSON list of objects with the keys {','.join(BOX_COLUMNS)}")
+        yield from ((f"entry {i}", row) for i, row in enumerate(rows))
+        return
     with open(boxes, newline="") as f:
         rows = csv.DictReader(f)
         if not set(BOX_COLUMNS) <= set(rows.fieldnames or ()):
             raise ValueError(f"data.boxes={boxes!r} needs the columns {','.join(BOX_COLUMNS)} "
                              f"(header found: {','.join(rows.fieldnames or ()) or 'none'})")
         for row in rows:
-            line = rows.line_num
-            path = os.path.normpath(os.path.join(root, row["path"] or ""))
-            if path not in known:
-                example = os.path.relpath(folder.samples[0][0], root)
-                raise ValueError(f"data.boxes={boxes!r} line {line}: {row['path']!r} is no image under "
-                                 f"data.root={root!r} (paths are relative to data.root, e.g. {example!r})")
-            try:
-                box = tuple(int(row[k]) for k in BOX_COLUMNS[1:])
-            except (TypeError, ValueError):
-                raise ValueError(f"data.boxes={boxes!r} line {line}: top,left,bottom,right must be integers (pixels), "
-                                 f"got {','.join(str(row[k]) for k in BOX_COLUMNS[1:])}") from None
-            table.setdefault(path, []).append((line, box))
-    return table
+            yield f"line {rows.line_num}", row
 
 
-def box_mask(boxes: list[tuple[int, Box]], shape: tuple[int, int], source: str) -> Tensor:
+def box_mask(boxes: list[tuple[str, Box]], shape: tuple[int, int], source: str) -> Tensor:
     """The union of `boxes` as an [H, W] bool mask; one line for a box outside the image."""
     mask = torch.zeros(shape, dtype=torch.bool)
-    for line, (top, left, bottom, right) in boxes:
+    for where, (top, left, bottom, right) in boxes:
         if not (0 <= top < bottom <= shape[0] and 0 <= left < right <= shape[1]):
-            raise ValueError(f"data.boxes={source!r} line {line}: box top,left,bottom,right={top},{left},{bottom},"
+            raise ValueError(f"data.boxes={source!r} {where}: box top,left,bottom,right={top},{left},{bottom},"
                              f"{right} is not inside its {shape[1]}x{shape[0]} image (width x height; need "
                              f"0 <= top < bottom <= height, 0 <= left < right <= width)")
         mask[top:bottom, left:right] = True
     return mask
 
 
-def user_mask(path: str, shape: tuple[int, int], boxes: dict[str, list[tuple[int, Box]]],
+def user_mask(path: str, shape: tuple[int, int], boxes: dict[str, list[tuple[str, Box]]],
               source: str | None) -> Tensor | None:
     """The object mask of the image at `path`: its mask PNG united with its boxes; None where it has neither."""
     mask = read_mask(path, shape)

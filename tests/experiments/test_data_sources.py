@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -296,6 +298,25 @@ def test_bad_boxes_are_one_line_each(tmp_path: Path) -> None:
     (tmp_path / "boxes.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"^data.boxes=.*boxes.csv' does not exist \(a CSV with the header"):
         folder(tmp_path, 32, f"data.boxes={tmp_path / 'boxes.csv'}")
+
+
+def test_boxes_from_json_equal_boxes_from_csv(tmp_path: Path) -> None:
+    one_image(tmp_path, quadrant())
+    (tmp_path / "boxes.csv").write_text("path,top,left,bottom,right\nthings/0.png,25,50,50,75\nthings/0.png,25,75,50,100\n")
+    boxes = [{"path": "things/0.png", "top": 25, "left": 50, "bottom": 50, "right": 75},
+             {"path": "things/0.png", "top": 25.0, "left": 75, "bottom": 50, "right": 100}]
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    from_csv, from_json = (folder(tmp_path, 32, f"data.boxes={tmp_path / name}").masks for name in ("boxes.csv", "boxes.json"))
+    assert from_json[0].any() and torch.equal(from_csv, from_json)
+    js = str(tmp_path / "boxes.json")
+    for text, message in [("{", "is not valid JSON"), ('{"path": 1}', "must hold a JSON list of objects with the keys"),
+                          ('[{"path": "things/0.png", "top": 0}]', "must hold a JSON list of objects with the keys")]:
+        (tmp_path / "boxes.json").write_text(text)
+        with pytest.raises(ValueError, match=f"^data.boxes={re.escape(repr(js))} {message}"):
+            folder(tmp_path, 32, f"data.boxes={js}")
+    (tmp_path / "boxes.json").write_text(json.dumps([{**boxes[0], "bottom": 1.5}]))
+    with pytest.raises(ValueError, match=r"entry 0: top,left,bottom,right must be integers \(pixels\), got 25,50,1.5,75$"):
+        folder(tmp_path, 32, f"data.boxes={js}")
 
 
 def test_a_mask_of_another_size_is_one_line(tmp_path: Path) -> None:
