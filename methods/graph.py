@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from operator import attrgetter
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor, fx, nn
@@ -60,20 +61,45 @@ def impure(node: fx.Node, model: nn.Module) -> bool:
     return node.is_impure()
 
 
+_MODULE_TABLES = ("_parameters", "_buffers", "_modules")
+
+
+@contextmanager
+def attributes_kept(model: nn.Module) -> Iterator[None]:
+    """Every module's plain attributes, and the contents of its dict, list and set attributes, restored after the
+    block: tracing runs the model's forward code, which may cache fx Proxies on the model (timm's LeViT keeps its
+    attention biases in a dict per device), and a model holding Proxies breaks every later copy and run."""
+    saved = []
+    for m in model.modules():
+        attrs = {k: v for k, v in vars(m).items() if k not in _MODULE_TABLES}
+        saved.append((m, attrs, {k: copy.copy(v) for k, v in attrs.items() if type(v) in (dict, list, set)}))
+    try:
+        yield
+    finally:
+        for m, attrs, contents in saved:
+            for k in [k for k in vars(m) if k not in attrs and k not in _MODULE_TABLES]:
+                del m.__dict__[k]
+            m.__dict__.update(attrs)
+            for k, old in contents.items():
+                attrs[k].clear()
+                attrs[k].update(old) if isinstance(old, (dict, set)) else attrs[k].extend(old)
+
+
 def cut_graph(model: nn.Module, layer: str) -> fx.Graph:
     """The fx graph of `model` up to where `layer` first returns (its output is the graph's), dead code pruned.
 
     Its call_module nodes name the model's own modules; raises where torch.fx cannot trace that far.
     """
     tracer = CutTracer(layer)
-    try:
-        graph = tracer.trace(model)
-    except _Reached as reached:
-        graph = tracer.graph
-        graph.output(tracer.create_arg(reached.out))
-    else:
-        if layer:
-            raise ValueError(f"layer {layer!r} is not reached in the traced forward")
+    with attributes_kept(model):
+        try:
+            graph = tracer.trace(model)
+        except _Reached as reached:
+            graph = tracer.graph
+            graph.output(tracer.create_arg(reached.out))
+        else:
+            if layer:
+                raise ValueError(f"layer {layer!r} is not reached in the traced forward")
     graph.eliminate_dead_code(is_impure_node=lambda n: impure(n, model))
     return graph
 

@@ -73,6 +73,35 @@ def test_the_model_is_left_as_it_was():
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
 
 
+class Caching(nn.Module):
+    """Keeps a value per device in a dict and its last input as attributes, as timm's LeViT caches attention biases."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.head = nn.Conv2d(4, 2, 1)
+        self.cache: dict[str, torch.Tensor] = {}
+        self.seen: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if str(x.device) not in self.cache:
+            self.cache[str(x.device)] = self.conv.bias * 2
+        self.seen.append(1)
+        self.last = x
+        return self.head(self.conv(x) + self.cache[str(x.device)][None, :, None, None])
+
+
+def test_tracing_leaves_no_proxy_on_a_model_that_caches_in_forward():
+    torch.manual_seed(0)
+    net = Caching().eval()
+    x = torch.rand(2, 3, 12, 12)
+    fast = fast_forward(net, "head")
+    assert net.cache == {} and net.seen == [] and not hasattr(net, "last")  # as before the trace
+    copied = fast_forward(copy.deepcopy(net), "head")  # the model still copies
+    with torch.no_grad():
+        assert torch.allclose(fast(x), net(x), atol=1e-6) and torch.allclose(copied(x), net(x), atol=1e-6)
+
+
 class Branchy(nn.Module):
     """Data-dependent control flow between conv and bn: torch.fx can trace up to conv, not past it."""
 
