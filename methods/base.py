@@ -120,7 +120,7 @@ class Truncated(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.normalize(x)
         if self._module is None:
-            return as_map(self.model(x), x.shape[-2:])
+            return as_map(self.model(x), x.shape[-2:], len(x))
         captured: list[Tensor] = []
 
         def hook(_m: nn.Module, _i: Any, out: Tensor) -> None:
@@ -136,7 +136,7 @@ class Truncated(nn.Module):
             handle.remove()
         if not captured:
             raise RuntimeError(f"layer {self.layer!r} was not reached in the forward pass")
-        return as_map(captured[0], x.shape[-2:])
+        return as_map(captured[0], x.shape[-2:], len(x))
 
 
 def truncate(model: nn.Module, layer: str, normalize: nn.Module | None = None) -> Truncated:

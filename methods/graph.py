@@ -29,7 +29,7 @@ class FastForward(nn.Module):
         x = self.normalize(x)
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.body(x) if not self.traced else as_map(self.body(x), x.shape[-2:])
+        return self.body(x) if not self.traced else as_map(self.body(x), x.shape[-2:], len(x))
 
 
 class _Reached(Exception):

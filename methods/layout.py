@@ -100,9 +100,14 @@ def token_grid(count: int, input_hw: tuple[int, int]) -> tuple[int, int] | None:
     return None
 
 
-def as_map(out: object, input_hw: tuple[int, int]) -> object:
-    """A layer's output batch as [N, C, H, W] maps (or [N, C] vectors); one line where it cannot be. Outputs that
-    are not tensors (tuples, dicts) are returned as they are, for the caller to refuse."""
+def as_map(out: object, input_hw: tuple[int, int], batch: int | None = None) -> object:
+    """A layer's output batch as [N, C, H, W] maps (or [N, C] vectors); one line where it cannot be, or where it
+    does not hold `batch` items (one per input image). Outputs that are not tensors (tuples, dicts) are returned as
+    they are, for the caller to refuse."""
     if not isinstance(out, Tensor):
         return out
+    if batch is not None and (out.dim() == 0 or out.shape[0] != batch):
+        raise ValueError(f"a layer output of shape {list(out.shape)} for {batch} input image{'s' * (batch != 1)} is "
+                         "not one map per image (its first dim mixes images with positions, as TNT's inner pixel "
+                         "tokens do): pick a layer whose output has one row per image")
     return detect(tuple(out.shape[1:]), tuple(input_hw)).to_map(out)

@@ -2,7 +2,9 @@
 
 Where the model has blocks (composite modules in a Sequential, ModuleList or ModuleDict: resnet's BasicBlock,
 efficientnet's MBConv, ViT's EncoderBlock, Swin's and ConvNeXt's blocks, DenseNet's dense layers) the targets are
-whole blocks, the innermost ones; otherwise (VGG, AlexNet, plain conv stacks) they are Conv2d layers. Gates
+whole blocks, the innermost ones; otherwise (VGG, AlexNet, plain conv stacks) they are Conv2d layers, and where
+neither gives one map per image (TNT's blocks return tuples, its pixel-level convs fold patches into the batch),
+the outermost composite modules whose output does (else any module). Gates
 (modules whose every called submodule gives a 1x1 map or a vector, as squeeze-excitation does) and attention
 modules are never targets, nor anything inside them. A map is an output methods.layout reads as [C, H, W] with
 H * W > 1 (channels-last maps and token grids included).
@@ -81,11 +83,13 @@ def blocks(model: nn.Module, probe: Trace, skipped: set[str]) -> list[str]:
 
 def candidates(model: nn.Module, probe: Trace) -> list[Call]:
     """The calls that may be targets, in execution order: blocks, or convs where there are no blocks."""
-    skipped = branches(model, probe)
+    skipped, modules = branches(model, probe), dict(model.named_modules())
     usable = {c.name: c for c in probe.calls if c.name and probe.is_map(c) and not inside_any(c.name, skipped)}
     chosen = [n for n in blocks(model, probe, skipped) if n in usable]
     if not chosen:
         chosen = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n in usable]
+    if not chosen:  # neither blocks nor convs give one map per image (TNT's blocks return tuples): any module that does
+        chosen = [n for n in usable if not any(a in usable for a in ancestors(n)) and composite(modules[n])] or list(usable)
     order = {c.name: i for i, c in enumerate(probe.calls)}
     return sorted((usable[n] for n in chosen), key=lambda c: order[c.name])
 
@@ -97,7 +101,7 @@ def auto_targets(model: nn.Module, hw: tuple[int, int] = (224, 224), in_channels
     probe = probe or trace(model, hw, in_channels)
     calls = {c.name: c for c in probe.calls}
     first = first_conv(model)
-    picked = [calls[first[0]]] if first and first[0] in calls else []
+    picked = [calls[first[0]]] if first and first[0] in calls and probe.is_map(calls[first[0]]) else []
     pool = [c for c in candidates(model, probe) if not (first and inside_any(first[0], {c.name}))]
     picked += [pool[max(0, round(len(pool) * depth) - 1)] for depth in DEPTHS if pool]  # the block ending that depth
     return {c.name: list(range(min(units, probe.map_shape(c)[0]))) for c in picked}

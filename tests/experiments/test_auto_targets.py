@@ -159,3 +159,55 @@ def test_models_setting_their_own_targets_keep_them() -> None:
     assert build_model(make_cfg("model=planted").model).default_targets == build_planted().default_targets
     assert list(build_model(make_cfg("model=shapes_cnn").model).default_targets) == ["conv1", "conv2", "conv3"]
     assert list(build_model(make_cfg("model=googlenet").model).default_targets) == ["conv1.conv", "inception4a"]
+
+
+class Mlp(nn.Module):
+    """Linear + GELU on tokens [N, T, C]."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.fc, self.act = nn.Linear(c, c), nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.fc(x))
+
+
+class PairBlock(nn.Module):
+    """A TNT-like block: (pixel-level tensor, tokens) in, the same pair out."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.mlp = Mlp(c)
+
+    def forward(self, inner: torch.Tensor, outer: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return inner, outer + self.mlp(outer)
+
+
+class Folding(nn.Module):
+    """TNT-like: a conv over 4x4 patches folded into the batch ([N * 16, 3, 4, 4]), tokens [N, 16, 8], and blocks
+    that return tuples: no conv and no block gives one map per image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pixel = nn.Conv2d(3, 4, 3, padding=1)
+        self.proj = nn.Linear(64, 8)
+        self.blocks = nn.ModuleList([PairBlock(8) for _ in range(3)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        patches = x.unfold(2, 4, 4).unfold(3, 4, 4).permute(0, 2, 3, 1, 4, 5).reshape(n * 16, 3, 4, 4)
+        inner = self.pixel(patches)
+        outer = self.proj(inner.reshape(n, 16, 64))
+        for block in self.blocks:
+            inner, outer = block(inner, outer)
+        return outer.mean(1)
+
+
+def test_batch_folding_layers_are_never_targets_and_are_refused_in_one_line() -> None:
+    from methods.base import truncate
+
+    model = Folding().eval()
+    assert auto_targets(model, (16, 16)) == {"blocks.0.mlp": [0, 1, 2, 3], "blocks.1.mlp": [0, 1, 2, 3]}
+    assert truncate(model, "blocks.1.mlp")(torch.rand(2, 3, 16, 16)).shape == (2, 8, 4, 4)
+    with pytest.raises(ValueError, match=r"^a layer output of shape \[32, 4, 4, 4\] for 2 input images is not one map per image"):
+        truncate(model, "pixel")(torch.rand(2, 3, 16, 16))

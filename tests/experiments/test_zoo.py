@@ -365,7 +365,7 @@ def test_in_channels_come_from_the_first_conv_and_mean_std_must_match() -> None:
 def test_configured_in_channels_win_over_the_first_conv() -> None:
     cfg = custom_cfg(in_channels=4, mean=[0.5] * 4, std=[0.5] * 4)
     msg = one_line_error(ValueError, cfg)  # TinyCNN's conv1 takes 3 channels: the probe says what failed
-    assert msg.startswith("model 'tiny' fails on a [1, 4, 32, 32] input (4 channels, 32x32 px: model.in_channels, "
+    assert msg.startswith("model 'tiny' fails on a [2, 4, 32, 32] input (4 channels, 32x32 px: model.in_channels, "
                           "model.input_size): RuntimeError: ")
     assert one_line_error(ValueError, custom_cfg(in_channels=4)) == \
         "model.mean=[0.5, 0.5, 0.5] has 3 values but the model takes 4 input channels (one value each)"
