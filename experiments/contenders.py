@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from experiments.devices import prepare_model
-from methods.base import Target
+from methods.base import Target, copy_module
 from methods.graph import fast_forward
 
 
@@ -91,7 +91,7 @@ class Setup:
 
 def formatted(s: Setup) -> nn.Module:
     """A copy of the model in the run's memory format (contenders never change the shared model)."""
-    return prepare_model(copy.deepcopy(s.model), s.device, s.channels_last, compile=False)
+    return prepare_model(copy_module(s.model), s.device, s.channels_last, compile=False)
 
 
 def bare_module(s: Setup) -> nn.Module:

@@ -1,6 +1,7 @@
 """What every method shares: the target to visualize, the result, input normalization and the truncated model."""
 from __future__ import annotations
 
+import copy
 import difflib
 from dataclasses import dataclass
 from numbers import Integral
@@ -137,6 +138,19 @@ class Truncated(nn.Module):
         if not captured:
             raise RuntimeError(f"layer {self.layer!r} was not reached in the forward pass")
         return as_map(captured[0], x.shape[-2:], len(x))
+
+
+def copy_module(module: nn.Module) -> nn.Module:
+    """copy.deepcopy of `module`, where tensors a forward left in plain attributes with autograd history (caches such
+    as the attention-bias dicts of timm's LeViT and EfficientViT) are copied detached: deepcopy refuses them."""
+    memo: dict[int, Any] = {}
+    for m in module.modules():
+        for key, value in vars(m).items():
+            if key in ("_parameters", "_buffers", "_modules"):
+                continue
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple, set)) else [value]
+            memo.update({id(t): t.detach().clone() for t in items if isinstance(t, Tensor) and t.grad_fn is not None})
+    return copy.deepcopy(module, memo)
 
 
 def truncate(model: nn.Module, layer: str, normalize: nn.Module | None = None) -> Truncated:

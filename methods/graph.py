@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, fx, nn
 from torch.fx.experimental.optimization import fuse
 
-from methods.base import truncate
+from methods.base import copy_module, truncate
 from methods.layout import as_map
 
 
@@ -107,7 +107,7 @@ def cut_graph(model: nn.Module, layer: str) -> fx.Graph:
 def traced(model: nn.Module, layer: str) -> fx.GraphModule:
     """The model cut after `layer` as one fx graph over copies of its modules (the model is left as it is)."""
     graph = cut_graph(model, layer)
-    owned = {n.target: copy.deepcopy(attrgetter(n.target)(model)) for n in graph.nodes if n.op in ("call_module", "get_attr")}
+    owned = {n.target: copy_module(attrgetter(n.target)(model)) for n in graph.nodes if n.op in ("call_module", "get_attr")}
     return fx.GraphModule(owned, graph).train(model.training)
 
 
@@ -133,9 +133,9 @@ def fast_forward(model: nn.Module, layer: str, normalize: nn.Module | None = Non
     """
     body = graph_or_none(model, layer)
     if body is None:
-        net = FastForward(truncate(copy.deepcopy(model), layer), copy.deepcopy(normalize), channels_last, traced=False)
+        net = FastForward(truncate(copy_module(model), layer), copy_module(normalize) if normalize is not None else None, channels_last, traced=False)
     else:
         if not model.training:
             body = fuse(body, inplace=True, no_trace=True).eval()
-        net = FastForward(body, copy.deepcopy(normalize), channels_last, traced=True)
+        net = FastForward(body, copy_module(normalize) if normalize is not None else None, channels_last, traced=True)
     return net.to(memory_format=torch.channels_last) if channels_last else net

@@ -27,7 +27,6 @@ seeds' results, so both read alike; `gt_ssim` (ground_truth) uses the same [0, 1
 """
 from __future__ import annotations
 
-import copy
 from typing import Callable
 
 import numpy as np
@@ -37,7 +36,7 @@ from skimage.feature import hog
 from skimage.transform import resize
 from torch import nn
 
-from methods.base import get_module, invalid_choice
+from methods.base import copy_module, get_module, invalid_choice
 
 from ._common import ArrayLike, as_map, as_numpy, flat, rescale, ssim
 
@@ -80,7 +79,7 @@ def randomize(model: nn.Module, layer: str, mode: str = "cascading", seed: int =
     and the global RNG state are untouched; the same seed gives the same copy.
     """
     names = set(randomized_layers(model, layer, mode))
-    out = copy.deepcopy(model)
+    out = copy_module(model)
     with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
         torch.manual_seed(seed)
         for name, module in out.named_modules():

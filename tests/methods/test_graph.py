@@ -135,3 +135,19 @@ def test_forward_hooks_are_kept_by_falling_back_to_the_hook_truncation():
     x = torch.rand(1, 3, 32, 32)
     assert not fast.traced
     torch.testing.assert_close(fast(x), truncate(net, "layer2", NORM)(x))
+
+
+def test_a_model_holding_a_cached_non_leaf_tensor_still_copies():
+    from experiments.metrics.sanity import randomize
+
+    torch.manual_seed(0)
+    net = Caching().eval()
+    x = torch.rand(2, 3, 12, 12)
+    net(x)  # with autograd on: the cache now holds a tensor with history, which copy.deepcopy refuses
+    assert net.cache["cpu"].grad_fn is not None
+    with pytest.raises(RuntimeError, match="deepcopy"):
+        copy.deepcopy(net)
+    with torch.no_grad():
+        assert torch.allclose(fast_forward(net, "head")(x), net(x), atol=1e-6)
+        assert torch.allclose(fast_forward(net, "head", NORM)(x), net(NORM(x)), atol=1e-6)
+    assert not torch.equal(randomize(net, "head", "independent").head.weight, net.head.weight)
