@@ -9,7 +9,7 @@ from typing import Any, ContextManager
 import torch
 from torch import nn
 
-from methods.base import invalid_choice
+from methods.base import invalid_choice, to_channels_last
 
 DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N")
 AMP_MODES = ("off", "bf16", "fp16")
@@ -75,7 +75,7 @@ def prepare_model(model: nn.Module, device: torch.device, channels_last: bool, c
     """
     model = model.to(device)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)
     if compile:
         model = torch.compile(model)
     return model

@@ -153,6 +153,13 @@ def copy_module(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module, memo)
 
 
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """`module` with its 4-D parameters and buffers in channels_last (NHWC) memory format, in place. Unlike
+    `module.to(memory_format=torch.channels_last)` it leaves 5-D tensors alone (timm's Swin keeps a 5-D buffer),
+    which that call refuses."""
+    return module._apply(lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t)
+
+
 def truncate(model: nn.Module, layer: str, normalize: nn.Module | None = None) -> Truncated:
     """The model cut after `layer` ('' = whole model): nothing above the layer is computed."""
     return Truncated(model, layer, normalize)

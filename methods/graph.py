@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, fx, nn
 from torch.fx.experimental.optimization import fuse
 
-from methods.base import copy_module, truncate
+from methods.base import copy_module, to_channels_last, truncate
 from methods.layout import as_map
 
 
@@ -65,33 +65,37 @@ _MODULE_TABLES = ("_parameters", "_buffers", "_modules")
 
 
 @contextmanager
-def attributes_kept(model: nn.Module) -> Iterator[None]:
+def attributes_kept(model: nn.Module) -> Iterator[dict[str, Any]]:
     """Every module's plain attributes, and the contents of its dict, list and set attributes, restored after the
     block: tracing runs the model's forward code, which may cache fx Proxies on the model (timm's LeViT keeps its
-    attention biases in a dict per device), and a model holding Proxies breaks every later copy and run."""
-    saved = []
-    for m in model.modules():
+    attention biases in a dict per device), and a model holding Proxies breaks every later copy and run. Yields a
+    dict that gets the attributes the block added, by qualified name, as they were before their removal (the
+    tracer's own tensor constants among them)."""
+    saved, added = [], {}
+    for name, m in model.named_modules():
         attrs = {k: v for k, v in vars(m).items() if k not in _MODULE_TABLES}
-        saved.append((m, attrs, {k: copy.copy(v) for k, v in attrs.items() if type(v) in (dict, list, set)}))
+        saved.append((name, m, attrs, {k: copy.copy(v) for k, v in attrs.items() if type(v) in (dict, list, set)}))
     try:
-        yield
+        yield added
     finally:
-        for m, attrs, contents in saved:
+        for name, m, attrs, contents in saved:
             for k in [k for k in vars(m) if k not in attrs and k not in _MODULE_TABLES]:
-                del m.__dict__[k]
+                added[f"{name}.{k}" if name else k] = m.__dict__.pop(k)
             m.__dict__.update(attrs)
             for k, old in contents.items():
                 attrs[k].clear()
                 attrs[k].update(old) if isinstance(old, (dict, set)) else attrs[k].extend(old)
 
 
-def cut_graph(model: nn.Module, layer: str) -> fx.Graph:
-    """The fx graph of `model` up to where `layer` first returns (its output is the graph's), dead code pruned.
+def cut_graph(model: nn.Module, layer: str) -> tuple[fx.Graph, dict[str, Tensor]]:
+    """The fx graph of `model` up to where `layer` first returns (its output is the graph's), dead code pruned, and
+    the tensor constants the trace made (which torch.fx would otherwise leave on the model).
 
-    Its call_module nodes name the model's own modules; raises where torch.fx cannot trace that far.
+    Its call_module and get_attr nodes name the model's own modules and tensors, or those constants; raises where
+    torch.fx cannot trace that far.
     """
     tracer = CutTracer(layer)
-    with attributes_kept(model):
+    with attributes_kept(model) as added:
         try:
             graph = tracer.trace(model)
         except _Reached as reached:
@@ -101,14 +105,28 @@ def cut_graph(model: nn.Module, layer: str) -> fx.Graph:
             if layer:
                 raise ValueError(f"layer {layer!r} is not reached in the traced forward")
     graph.eliminate_dead_code(is_impure_node=lambda n: impure(n, model))
-    return graph
+    return graph, {k: v for k, v in added.items() if isinstance(v, Tensor)}
+
+
+def graph_module(model: nn.Module, graph: fx.Graph, constants: dict[str, Tensor], copies: bool) -> fx.GraphModule:
+    """The graph over the model's modules and tensors (copies of them with `copies`: the model is then left as it
+    is) and the trace's constants."""
+    def owned(target: str) -> Any:
+        if target in constants:
+            return constants[target]
+        value = attrgetter(target)(model)
+        if not copies:
+            return value
+        if isinstance(value, nn.Module):
+            return copy_module(value)
+        return value.detach().clone() if isinstance(value, Tensor) and value.grad_fn is not None else copy.deepcopy(value)
+    targets = {n.target for n in graph.nodes if n.op in ("call_module", "get_attr")}
+    return fx.GraphModule({t: owned(t) for t in targets}, graph).train(model.training)
 
 
 def traced(model: nn.Module, layer: str) -> fx.GraphModule:
     """The model cut after `layer` as one fx graph over copies of its modules (the model is left as it is)."""
-    graph = cut_graph(model, layer)
-    owned = {n.target: copy_module(attrgetter(n.target)(model)) for n in graph.nodes if n.op in ("call_module", "get_attr")}
-    return fx.GraphModule(owned, graph).train(model.training)
+    return graph_module(model, *cut_graph(model, layer), copies=True)
 
 
 def graph_or_none(model: nn.Module, layer: str) -> fx.GraphModule | None:
@@ -138,4 +156,4 @@ def fast_forward(model: nn.Module, layer: str, normalize: nn.Module | None = Non
         if not model.training:
             body = fuse(body, inplace=True, no_trace=True).eval()
         net = FastForward(body, copy_module(normalize) if normalize is not None else None, channels_last, traced=True)
-    return net.to(memory_format=torch.channels_last) if channels_last else net
+    return to_channels_last(net) if channels_last else net

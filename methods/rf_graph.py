@@ -20,7 +20,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.node import map_aggregate
 
 from methods.base import get_module, one_line
-from methods.graph import cut_graph
+from methods.graph import cut_graph, graph_module
 from methods.rf_geometry import GlobalField, ReceptiveField, Undecided
 
 Axis = tuple[int, int, int]  # (size, stride, start) along one spatial axis
@@ -107,13 +107,13 @@ def _trace_to(model: nn.Module, layer: str) -> tuple[fx.GraphModule, fx.Node]:
     """The fx graph of `model` cut where `layer` first returns (methods.graph.cut_graph), and the layer's node."""
     get_module(model, layer)  # an unknown name raises the one-line error with suggestions
     try:
-        graph = cut_graph(model, layer)
+        graph, constants = cut_graph(model, layer)
     except Exception as err:  # noqa: BLE001 - any tracing failure is reported as one line
         raise Undecided(f"cannot trace {type(model).__name__} up to {layer!r} with torch.fx for receptive fields: {one_line(err)}") from err
     node = next(n for n in graph.nodes if n.op == "output").args[0]
     if not isinstance(node, fx.Node):
         raise ValueError(f"layer {layer!r} returns {type(node).__name__}, not one tensor: it has no single receptive field")
-    return fx.GraphModule(model, graph), node
+    return graph_module(model, graph, constants, copies=False), node
 
 
 class _Shape(tuple):

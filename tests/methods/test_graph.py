@@ -151,3 +151,29 @@ def test_a_model_holding_a_cached_non_leaf_tensor_still_copies():
         assert torch.allclose(fast_forward(net, "head")(x), net(x), atol=1e-6)
         assert torch.allclose(fast_forward(net, "head", NORM)(x), net(NORM(x)), atol=1e-6)
     assert not torch.equal(randomize(net, "head", "independent").head.weight, net.head.weight)
+
+
+class Constants(nn.Module):
+    """Makes a tensor in forward (fx stores it as a constant) and holds a 5-D buffer (timm's Swin has one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Conv2d(4, 2, 1)
+        self.register_buffer("table", torch.ones(1, 1, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(x) * torch.arange(1.0, 5.0).view(1, 4, 1, 1) * self.table[0])
+
+
+def test_trace_constants_stay_off_the_model_and_5d_buffers_stay_as_they_are():
+    from methods.receptive_field import receptive_field
+
+    torch.manual_seed(0)
+    net = Constants().eval()
+    x = torch.rand(2, 3, 12, 12)
+    fast = fast_forward(net, "head", channels_last=True)
+    assert not [k for k in vars(net) if k.startswith("_tensor_constant")]
+    with torch.no_grad():
+        assert torch.allclose(fast(x), net(x), atol=1e-5)
+    assert receptive_field(net, "head", 12).size == 3
