@@ -116,9 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows += check_model([f"model={args.source}", f"model.name={name}"], methods, name)
         print(f"{name}: " + ", ".join(f"{r['method']} {r['status'][:60]} ({r['seconds']} s)" for r in rows[-len(methods):]),
               file=sys.stderr, flush=True)
+        if args.out:  # after every model, so a run killed on the next one (out of memory) keeps what it measured
+            pd.DataFrame(rows).to_csv(args.out, index=False)
     df = pd.DataFrame(rows)
-    if args.out:
-        df.to_csv(args.out, index=False)
     print(table(rows).to_markdown())
     ok = df.status.eq("ok").groupby(df.method).agg(["sum", "size"])
     print("\n" + ", ".join(f"{m}: {int(r['sum'])}/{int(r['size'])}" for m, r in ok.iterrows()))

@@ -33,3 +33,16 @@ def test_families(name: str) -> None:
 @pytest.mark.parametrize("name", [m for m in classification_models() if m not in FAMILIES])
 def test_every_classifier(name: str) -> None:
     check(name)
+
+
+def test_command_writes_every_row_and_exits_1_on_a_failure(tmp_path, capsys) -> None:
+    import pandas as pd
+
+    from experiments.coverage import main
+
+    out = tmp_path / "coverage.csv"
+    assert main(["--models", "squeezenet1_0,resnet181", "--methods", "raw_weights", "--out", str(out)]) == 1
+    rows = pd.read_csv(out)
+    assert rows.model.tolist() == ["squeezenet1_0", "resnet181"] and rows.status.tolist()[0] == "ok"
+    assert rows.status[1].startswith("failed: ValueError: unknown torchvision model 'resnet181'")
+    assert "raw_weights: 1/2" in capsys.readouterr().out
