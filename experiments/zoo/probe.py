@@ -16,7 +16,8 @@ PROBE_BATCH = 2  # images per probe: an output whose first dim is not 2 does not
 
 @dataclass(frozen=True)
 class Call:
-    """A module's first call: its name, the module and its per-image output shape (None: not one tensor)."""
+    """A module's first call: its name, the module and its per-image output shape (None: not one tensor with one row
+    per image)."""
 
     name: str
     module: nn.Module
