@@ -103,8 +103,8 @@ def mis_rows(s: Scoring, units: tuple[int, ...], maxima: list[Tensor], minima: l
         try:
             strong, weak = mis.pick_queries(values[:, i], s.settings.mis_tasks, exclude=np.asarray(sources[i], dtype=int),
                                             seed=s.opts.seed)
-        except ValueError as err:  # e.g. a unit whose activations are all NaN: the other units are still scored
-            rows.append(mis_row(s, unit, float("nan"), kinds, f"failed: {err}"))
+        except ValueError as err:  # too few usable images (all NaN, or all the explanation's own): cannot apply
+            rows.append(mis_row(s, unit, float("nan"), kinds, f"degenerate: {err}"))
             continue
         queries = [s.data.images[strong], s.data.images[weak]]
         if rf is not None:

@@ -151,3 +151,14 @@ def test_every_metric_runs_on_one_and_four_channel_models(tmp_path: Path, factor
     df = run_module.run(cfg)
     assert not df.status.str.startswith("failed").any(), df[df.status.ne("ok")][["metric", "status"]].to_string()
     assert df.metric.eq("mis_proxy").any() == (method == "top_patches")
+
+
+def test_mis_proxy_with_too_few_images_is_degenerate_not_failed(tmp_path: Path) -> None:
+    # skimage has 7 photos and top patches takes them all as explanation sources: no query images are left
+    cfg = make_cfg("progress=false", *custom("make_gray_cnn", "28", 1), "data=skimage", "method=top_patches",
+                   "metrics.enabled=[mis_proxy]")
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = str(tmp_path / "run")
+    rows = run_module.run(cfg).query("metric == 'mis_proxy'")
+    assert len(rows) and rows.status.str.startswith("degenerate: only 0 images left after excluding 7").all()
+    assert rows.value.isna().all()
