@@ -140,13 +140,19 @@ class Truncated(nn.Module):
         return as_map(captured[0], x.shape[-2:], len(x))
 
 
-def copy_module(module: nn.Module) -> nn.Module:
-    """copy.deepcopy of `module`, where tensors a forward left in plain attributes with autograd history (caches such
-    as the attention-bias dicts of timm's LeViT and EfficientViT) are copied detached: deepcopy refuses them."""
+MODULE_TABLES = ("_parameters", "_buffers", "_modules")  # nn.Module's own registries in its __dict__
+
+
+def copy_module(module: nn.Module | Tensor) -> nn.Module | Tensor:
+    """copy.deepcopy of `module` (or of a tensor), where tensors with autograd history, which deepcopy refuses, are
+    copied detached: a tensor itself, or one a forward left in a plain attribute (caches such as the attention-bias
+    dicts of timm's LeViT and EfficientViT)."""
+    if isinstance(module, Tensor):
+        return module.detach().clone() if module.grad_fn is not None else copy.deepcopy(module)
     memo: dict[int, Any] = {}
     for m in module.modules():
         for key, value in vars(m).items():
-            if key in ("_parameters", "_buffers", "_modules"):
+            if key in MODULE_TABLES:
                 continue
             items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple, set)) else [value]
             memo.update({id(t): t.detach().clone() for t in items if isinstance(t, Tensor) and t.grad_fn is not None})

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, fx, nn
 from torch.fx.experimental.optimization import fuse
 
-from methods.base import copy_module, to_channels_last, truncate
+from methods.base import MODULE_TABLES, copy_module, to_channels_last, truncate
 from methods.layout import as_map
 
 
@@ -61,9 +61,6 @@ def impure(node: fx.Node, model: nn.Module) -> bool:
     return node.is_impure()
 
 
-_MODULE_TABLES = ("_parameters", "_buffers", "_modules")
-
-
 @contextmanager
 def attributes_kept(model: nn.Module) -> Iterator[dict[str, Any]]:
     """Every module's plain attributes, and the contents of its dict, list and set attributes, restored after the
@@ -73,13 +70,13 @@ def attributes_kept(model: nn.Module) -> Iterator[dict[str, Any]]:
     tracer's own tensor constants among them)."""
     saved, added = [], {}
     for name, m in model.named_modules():
-        attrs = {k: v for k, v in vars(m).items() if k not in _MODULE_TABLES}
+        attrs = {k: v for k, v in vars(m).items() if k not in MODULE_TABLES}
         saved.append((name, m, attrs, {k: copy.copy(v) for k, v in attrs.items() if type(v) in (dict, list, set)}))
     try:
         yield added
     finally:
         for name, m, attrs, contents in saved:
-            for k in [k for k in vars(m) if k not in attrs and k not in _MODULE_TABLES]:
+            for k in [k for k in vars(m) if k not in attrs and k not in MODULE_TABLES]:
                 added[f"{name}.{k}" if name else k] = m.__dict__.pop(k)
             m.__dict__.update(attrs)
             for k, old in contents.items():
@@ -115,11 +112,7 @@ def graph_module(model: nn.Module, graph: fx.Graph, constants: dict[str, Tensor]
         if target in constants:
             return constants[target]
         value = attrgetter(target)(model)
-        if not copies:
-            return value
-        if isinstance(value, nn.Module):
-            return copy_module(value)
-        return value.detach().clone() if isinstance(value, Tensor) and value.grad_fn is not None else copy.deepcopy(value)
+        return copy_module(value) if copies else value
     targets = {n.target for n in graph.nodes if n.op in ("call_module", "get_attr")}
     return fx.GraphModule({t: owned(t) for t in targets}, graph).train(model.training)
 
