@@ -73,6 +73,8 @@ class MetricsConf:
     enabled: List[str] = field(default_factory=lambda: ["all"])
     randomization: bool = True  # the model randomization test (re-runs the method on a randomized model)
     randomization_mode: str = "cascading"  # cascading | independent
+    randomization_curve: bool = False  # Adebayo et al. 2018 Fig. 2: cascade_* rows, one re-run per cascade step
+    cascade_layers: List[str] = field(default_factory=list)  # the curve's steps (empty: the model's target layers)
     mis_tasks: int = 20
     mis_references: int = 9  # K max and K min references per unit (MIS's K), at most what the method gives
     mis_embedding: str = "hog_colour"  # hog_colour, or module:function (images [N, 3, H, W] in [0, 1] -> [N, D])

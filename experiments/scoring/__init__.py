@@ -6,7 +6,7 @@ of a degenerate unit are NaN with the reason as status, and no value that is not
 """
 from __future__ import annotations
 
-from experiments.scoring import ascent, common, filters, mis, occlusion, patches  # noqa: F401 (declare metrics)
+from experiments.scoring import ascent, cascade, common, filters, mis, occlusion, patches  # noqa: F401 (declare metrics)
 from experiments.scoring.context import Row, Scoring
 from experiments.scoring.degenerate import check, label, unit_reasons
 from experiments.scoring.registry import METRICS, Metric, better, metric_names

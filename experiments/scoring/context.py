@@ -49,6 +49,7 @@ class Scoring:
             "masks": lambda: self.data.masks is not None,
             "labels": lambda: bool((self.data.labels >= 0).any()),
             "randomization": lambda: bool(self.settings.randomization),
+            "randomization_curve": lambda: bool(self.settings.randomization_curve),
             "stochastic": lambda: self.method.stochastic,
             "layer": lambda: bool(self.target.layer),
             "several_images": lambda: result.images_per_unit > 1,

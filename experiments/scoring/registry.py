@@ -13,7 +13,8 @@ from methods.base import Visualization, invalid_choice
 
 Row = dict[str, Any]
 BETTER = ("higher", "lower", "descriptive")
-NEEDS = ("ground_truth", "masks", "labels", "randomization", "stochastic", "layer", "several_images")
+NEEDS = ("ground_truth", "masks", "labels", "randomization", "randomization_curve", "stochastic", "layer",
+         "several_images")
 
 
 @dataclass(frozen=True)
