@@ -17,10 +17,11 @@ from hydra.utils import get_method as import_function
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from experiments import tables
+from experiments import pictures, tables
 from experiments.adapters import Method, RunOptions
 from experiments.config import MetricsConf, register
 from experiments.data import build_data
+from experiments.data.spec import DataSpec
 from experiments.devices import device_label, resolve_device
 from experiments.preflight import preflight
 from experiments.runfolder import FolderRefused, RunFolder, run_id
@@ -77,12 +78,11 @@ def visualize_target(method: Method, spec: ModelSpec, data: Any, target: Target,
     return result, rows
 
 
-def save_pictures(out: Path, method: str, result: Visualization) -> None:
-    """One grid per (method, layer), one picture per unit, and the raw arrays."""
-    k = result.images_per_unit
-    tables.save_grid(result.images, out / "grids" / f"{tables.safe_name(method, result.layer)}.png", nrow=k if k > 1 else 8)
-    for unit, images in zip(result.units, result.unit_images()):
-        tables.save_grid(images, out / "units" / f"{tables.safe_name(method, result.layer, unit)}.png", nrow=min(k, 9))
+def save_pictures(out: Path, method: str, result: Visualization, data: DataSpec | None = None, preset: str = "",
+                  ) -> None:
+    """The labelled grid per (method, layer), each unit's pictures (experiments.pictures: occlusion maps over the
+    run's `data` images where given) and the raw arrays."""
+    pictures.save_result_pictures(out, method, result, data, preset)
     plain = (torch.Tensor, int, float, str, tuple, list, dict)
     arrays = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if isinstance(getattr(result, f.name), plain)}
     tables.save_arrays({**arrays, "values": result.values}, out / "arrays" / f"{tables.safe_name(method, result.layer)}.pt")
@@ -132,7 +132,7 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
         bar.set_postfix_str(target.layer)
         try:
             result, rows = visualize_target(method, spec, data, target, params, opts)
-            save_pictures(folder.path, method.name, result)
+            save_pictures(folder.path, method.name, result, data, cfg.method.preset)
             scoring = Scoring(method, spec, data, target, params, opts, settings)
             scored = [{"layer": result.layer, **r} for r in score(scoring, result)]
             rows = (label(rows, unit_reasons(scoring, result)) if scored else rows) + scored

@@ -81,7 +81,9 @@ def test_a_quality_run_writes_its_table_pictures_and_done(tmp_path: Path) -> Non
     assert {"topk_mean_activation", "topk_precision", "mis_proxy", "time_s"} <= set(df["metric"])
     assert not df["metric"].str.startswith("sanity").any()  # metrics=fast: no randomization test
     assert (tmp_path / "grids" / "top_patches__conv2.png").exists()
-    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == ["top_patches__conv2__0.png", "top_patches__conv2__2.png"]
+    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == [
+        "top_patches__conv2__0.png", "top_patches__conv2__0__context.png",
+        "top_patches__conv2__2.png", "top_patches__conv2__2__context.png"]
     arrays = torch.load(tmp_path / "arrays" / "top_patches__conv2.pt")
     assert arrays["indices"].shape == (2, 9) and arrays["layer"] == "conv2" and "topk_mean_activation" in arrays["values"]
 
