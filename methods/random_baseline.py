@@ -75,7 +75,8 @@ def random_ascent(model: nn.Module, target: Target, *, input_size: int | tuple[i
                           for u in target.units for j in range(images_per_unit)])
     net = fast_forward(model, target.layer, normalize)
     return Ascent(images=images, units=tuple(target.units), layer=target.layer, images_per_unit=images_per_unit,
-                  activation=unit_scores(net, images, target, images_per_unit), snapshots={}, steps=0)
+                  activation=unit_scores(net, images, target, images_per_unit), snapshots={}, steps=0,
+                  trace=torch.empty(0, len(target.units)))  # no steps, so nothing to trace
 
 
 def random_maps(images: Tensor, target: Target, *, seed: int = 0, window: int = 8, stride: int = 4,

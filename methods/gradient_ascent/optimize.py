@@ -89,11 +89,19 @@ class Settings:
 
 @dataclass(kw_only=True)
 class Ascent(Visualization):
-    """Optimized images, `images_per_unit` per unit (unit-major), with their final activation and snapshots."""
+    """Optimized images, `images_per_unit` per unit (unit-major), with their final activation, snapshots and trace.
+
+    trace[s - 1] is the objective (the sign `activation` has, mean over the unit's images) of the images after
+    step s. Rows 0..steps-2 are read off the forward pass that step s + 1 runs anyway, so they see that step's
+    transforms (jitter, scale, rotate, noise) and amp; the last row is the final, untransformed evaluation,
+    equal to `activation`. With transforms='none' and amp='off', every row is the objective of the images as
+    a snapshot after that step holds them. None (or zero rows) where no optimization ran.
+    """
 
     activation: Tensor  # [U] objective of each unit's images, averaged over them
     snapshots: dict[int, Tensor]  # step -> images [U * images_per_unit, C, H, W] after that step
     steps: int
+    trace: Tensor | None = None  # [steps, U] objective after each step (see the class docstring)
 
     @property
     def values(self) -> dict[str, Tensor]:
@@ -160,10 +168,14 @@ class Run:
     device: torch.device
     amp: torch.dtype | None
     spec: TransformSpec | None
+    traced: Objective | None = None  # what the trace records when it is not `objective` itself (diversity on)
+    sign: float = 1.0  # with traced None, the trace is sign * objective (-1: minimize optimizes the negated target)
 
 
-def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> tuple[nn.Module, dict[int, Tensor]]:
-    """Optimize images_per_unit images for each unit in ONE batch; returns the parameterization and snapshots."""
+def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> tuple[nn.Module, dict[int, Tensor], Tensor]:
+    """Optimize images_per_unit images for each unit in ONE batch; returns the parameterization, snapshots and
+    the trace [steps - 1, B]: row s - 1 = the traced objective of each image after step s (s < steps), read
+    off step s + 1's forward (no extra pass; it stays on the device until the caller moves it)."""
     k, size, dev = cfg.images_per_unit, run.size, run.device
     seeds = [image_seed(run.seed, u, i) for u in units for i in range(k)]
     param = make_param(cfg.param, seeds, size, channels=run.channels, decorrelate=cfg.decorrelate,
@@ -179,6 +191,7 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
     noise_gen = torch.Generator(device=dev).manual_seed(run.seed) if spec and spec.noise else None
     every = cfg.progress_every or max(1, cfg.steps // 20)
     snaps: dict[int, Tensor] = {}
+    trace = torch.empty(cfg.steps - 1, len(seeds), device=dev)
     for step in range(1, cfg.steps + 1):
         opt.zero_grad(set_to_none=True)
         images = param()
@@ -187,7 +200,12 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
             x = x + spec.noise * torch.randn((1, *x.shape[1:]), generator=noise_gen, device=dev)
         with torch.autocast(dev.type, dtype=run.amp or torch.float32, enabled=run.amp is not None):
             acts = run.forward(x)
-        loss = (penalty(images, cfg) - run.objective(acts.float(), unit_idx)).sum()
+        acts = acts.float()
+        score = run.objective(acts, unit_idx)
+        if step > 1:  # this forward sees the images after step - 1: that step's row of the trace
+            with torch.no_grad():
+                trace[step - 2] = run.traced(acts, unit_idx) if run.traced is not None else score
+        loss = (penalty(images, cfg) - score).sum()
         loss.backward(inputs=list(param.parameters()))  # image gradients only: no weight gradients
         opt.step()
         pixel_steps(param, cfg, step)
@@ -197,7 +215,9 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
         if step % every == 0:
             bar.update(every)
     bar.update(cfg.steps % every)
-    return param, snaps
+    if run.sign != 1.0:
+        trace.mul_(run.sign)
+    return param, snaps, trace
 
 
 def visualize(model: nn.Module, target: Target, *, input_size: int | tuple[int, int], in_channels: int = 3,
@@ -228,23 +248,27 @@ def visualize(model: nn.Module, target: Target, *, input_size: int | tuple[int, 
     if cfg.diversity:
         objective = objective + cfg.diversity * diversity(cfg.images_per_unit)
     run = Run(torch.compile(net) if compile else net, objective, size, in_channels, seed, device, AMP[amp],
-              resolve(cfg.transforms))
+              resolve(cfg.transforms), traced=base if cfg.diversity else None,
+              sign=-1.0 if cfg.minimize and not cfg.diversity else 1.0)
     per = cfg.units_per_batch or len(units)
     batches = [units[i : i + per] for i in range(0, len(units), per)]
-    images, snaps = [], {s: [] for s in cfg.snapshots}
+    images, snaps, traces = [], {s: [] for s in cfg.snapshots}, []
     with tqdm(total=cfg.steps * len(batches), disable=not progress) as bar:
         for chunk in batches:
-            param, chunk_snaps = optimize_batch(run, cfg, chunk, bar)
+            param, chunk_snaps, chunk_trace = optimize_batch(run, cfg, chunk, bar)
             with torch.no_grad():
                 images.append(param().detach())
             for s, x in chunk_snaps.items():
                 snaps[s].append(x)
+            traces.append(chunk_trace.view(cfg.steps - 1, len(chunk), cfg.images_per_unit).mean(2))
     final = torch.cat(images).float()
     unit_idx = torch.tensor(units, device=device).repeat_interleave(cfg.images_per_unit)
     with torch.no_grad():
         act = base(net(final).float(), unit_idx).view(len(units), cfg.images_per_unit).mean(1)
+    trace = torch.cat([torch.cat(traces, 1), act[None]]).cpu()  # the last row: the final activation itself
     return Ascent(images=final.cpu(), units=units, layer=target.layer, images_per_unit=cfg.images_per_unit,
-                  activation=act.cpu(), snapshots={s: torch.cat(x).cpu() for s, x in snaps.items()}, steps=cfg.steps)
+                  activation=act.cpu(), snapshots={s: torch.cat(x).cpu() for s, x in snaps.items()}, steps=cfg.steps,
+                  trace=trace)
 
 
 def probe(net: nn.Module, shape: tuple[int, int, int], device: torch.device) -> int:

@@ -105,6 +105,34 @@ def test_result_layout_snapshots_and_activation():
     assert torch.allclose(v.values["activation"], expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("extra", [{}, {"minimize": True}, {"diversity": 1.0}])
+def test_trace_is_the_objective_after_each_step(extra):
+    # trace[s - 1] = the target's objective (activation's sign, mean over the unit's images) of the images after
+    # step s. With transforms='none' and amp off, the in-loop forward that records it sees exactly the images a
+    # snapshot after step s holds, so every row equals the read-out of that snapshot, and the last row IS
+    # `activation` (the same final evaluation). Units split over two batches, two images per unit.
+    net, target, steps = tiny(), Target("4", (0, 2, 5)), 8
+    v = visualize(net, target, input_size=16, images_per_unit=2, units_per_batch=2, steps=steps, param="fourier",
+                  transforms="none", snapshots=(1, 4, 7, 8), **extra)
+    assert v.trace.shape == (steps, 3) and v.trace.dtype == torch.float32
+    torch.testing.assert_close(v.trace[-1], v.activation, rtol=0, atol=0)
+    idx = torch.tensor(target.units).repeat_interleave(2)
+    with torch.no_grad():
+        for s, images in v.snapshots.items():
+            expected = read_out(truncate(net, "4")(images), target, idx).view(3, 2).mean(1)
+            torch.testing.assert_close(v.trace[s - 1], expected, rtol=1e-5, atol=1e-5)
+    went = v.trace[-1] - v.trace[0]
+    assert torch.all(went < 0) if extra.get("minimize") else torch.all(went > 0)
+
+
+def test_trace_with_transforms_ends_at_the_activation():
+    v = visualize(tiny(), Target("4", (0, 1)), input_size=16, **QUICK)  # rows before the last see jittered inputs
+    assert v.trace.shape == (QUICK["steps"], 2) and torch.isfinite(v.trace).all()
+    torch.testing.assert_close(v.trace[-1], v.activation, rtol=0, atol=0)
+    one = visualize(tiny(), Target("4", (0, 1)), input_size=16, **{**QUICK, "steps": 1})
+    torch.testing.assert_close(one.trace, one.activation[None], rtol=0, atol=0)
+
+
 def test_optimization_raises_the_activation():
     net = tiny()
     start = visualize(net, Target("4", (0, 1, 2)), input_size=16, **{**QUICK, "steps": 1})
