@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from experiments import tables
 from experiments.compare import (find_runs, format_notes, format_table, incomplete_runs, load_results, save_results,
                                  summarize)
-from experiments.report import natural_key, write_report
+from experiments.report import natural_key, with_layer, write_report
 from experiments.runfolder import FolderRefused
 from methods.base import one_line
 
@@ -32,7 +32,7 @@ def aggregate(sweep_dir: Path, rows: Sequence[str], cols: Sequence[str], metrics
     summary.write_text(f"# Sweep {sweep_dir}\n\n{table}\n\n{notes}\n".rstrip() + "\n", encoding="utf-8")
     written = [save_results(df, sweep_dir), summary]
     if report:
-        written.append(write_report(sweep_dir, rows, cols))
+        written.append(write_report(sweep_dir, with_layer(rows, cols), cols))
     return written
 
 

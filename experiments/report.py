@@ -1,138 +1,106 @@
-"""One static HTML page for a run or sweep folder: summary tables, then per run, method and layer its pictures."""
+"""The gallery of a run or sweep folder: report.html (summary, plots, models -> layers -> units), a page per layer
+(every unit as a grid per run, sortable by a metric) and a page per unit (every method's pictures of it, with each
+run's metrics beside them), all static, with relative links that work from file://."""
 from __future__ import annotations
 
 import argparse
-import re
+import shutil
 import sys
 from html import escape
 from pathlib import Path
 from typing import Sequence
-from urllib.parse import quote
 
 import pandas as pd
+from tqdm import tqdm
 
 from experiments.compare import (degenerates, failures, format_table, incomplete_runs, is_degenerate, load_results,
-                                 metric_label, summarize)
-from experiments.tables import safe_name
+                                 summarize)
+from experiments.gallery.catalog import natural_key
+from experiments.gallery.html import page
+from experiments.gallery.pages import (FOLDER, INDEX, Gallery, index_links, layer_html, layer_path, plots_section,
+                                       unit_html, unit_path)
 
-STYLE = """
-body { font-family: sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; }
-img { image-rendering: pixelated; border: 1px solid #ccc; }
-img.grid { max-width: 100%; width: 480px; }
-.units { display: flex; flex-wrap: wrap; gap: 0.8em; }
-figure { margin: 0; width: 140px; font-size: 0.8em; }
-figure img { width: 128px; height: 128px; object-fit: contain; }
-ul { padding-left: 1.1em; margin: 0.2em 0; }
-.failed { color: #b00020; }
-.degenerate { color: #777; }
-.missing { color: #777; font-style: italic; }
-"""
+__all__ = ["main", "natural_key", "render", "write_report"]
+
+ROWS, COLS = ("method", "preset", "layer"), ("model",)
+PLOTS = FOLDER / "plots"
 
 
-def natural_key(text: str) -> list:
-    """Sort key that orders '2' before '10' (sweep job folders)."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+def with_layer(rows: Sequence[str], cols: Sequence[str]) -> list[str]:
+    """The summary rows with `layer` added unless rows or columns name it (the sweep callback's report: it never
+    averages layers together unless a user asks, with `--rows` that leave layer out)."""
+    rows = list(rows)
+    return rows if "layer" in rows or "layer" in cols else rows + ["layer"]
 
 
-def _src(path: Path, root: Path) -> str:
-    """A relative, URL-quoted image address from the report in `root`."""
-    return quote(path.relative_to(root).as_posix())
+def _table(df: pd.DataFrame, rows: Sequence[str], cols: Sequence[str], title: str) -> str:
+    """One summary table of `df`'s ok and degenerate rows, or nothing when it has none."""
+    if not ((df["status"] == "ok") | is_degenerate(df["status"])).any():
+        return ""
+    return f"<h3>{escape(title)}</h3>\n" + format_table(summarize(df, rows, cols), "html")
 
 
-def _image(path: Path, root: Path, css: str, alt: str) -> str:
-    """An <img> for an existing picture, or a note that it is missing."""
-    if not path.exists():
-        return f'<p class="missing">no picture: {escape(path.relative_to(root).as_posix())}</p>'
-    return f'<img class="{css}" src="{_src(path, root)}" alt="{escape(alt)}">'
-
-
-def _value_list(rows: pd.DataFrame) -> str:
-    """Metrics as a list: 'name ↑: value' (the arrow says which way is better), failed ones in red and degenerate
-    ones in grey, with their status."""
-    items = []
-    for r in rows.itertuples(index=False):
-        if r.status == "ok":
-            items.append(f"<li>{escape(metric_label(r.metric, 'html'))}: {r.value:.4g}</li>")
-        else:
-            css = "degenerate" if str(r.status).startswith("degenerate") else "failed"
-            items.append(f'<li class="{css}">{escape(metric_label(r.metric, "html"))}: {escape(str(r.status))}</li>')
-    return f"<ul>{''.join(items)}</ul>" if items else ""
-
-
-def _unit_figures(run: Path, root: Path, method: str, layer: str, rows: pd.DataFrame) -> str:
-    """Per unit: its picture and that unit's metrics."""
-    figures = []
-    for unit, unit_rows in rows[rows["unit"].notna()].groupby("unit", sort=True):
-        picture = run / "units" / f"{safe_name(method, layer, unit)}.png"
-        figures.append(f"<figure>{_image(picture, root, 'unit', f'{method} {layer} unit {unit}')}"
-                       f"<figcaption>unit {escape(str(unit))}{_value_list(unit_rows)}</figcaption></figure>")
-    return f'<div class="units">{"".join(figures)}</div>'
-
-
-def _method_section(run: Path, root: Path, method: str, rows: pd.DataFrame) -> str:
-    """One method of one run: run-level values, then per layer the grid and the unit figures."""
-    parts = [f"<h4>{escape(method)}</h4>", _value_list(rows[rows["layer"].isna()])]
-    for layer, layer_rows in rows[rows["layer"].notna()].groupby("layer", sort=True):
-        parts.append(f"<h5>{escape(method)} &mdash; {escape(layer)}</h5>")
-        parts.append(_image(run / "grids" / f"{safe_name(method, layer)}.png", root, "grid", f"{method} {layer} grid"))
-        parts.append(_value_list(layer_rows[layer_rows["unit"].isna()]))
-        parts.append(_unit_figures(run, root, method, layer, layer_rows))
-    return "\n".join(parts)
-
-
-def _run_title(run: Path, root: Path, rows: pd.DataFrame, done: bool) -> str:
-    """Heading of a run: its folder, model and seed, and whether it finished."""
-    what = ", ".join(f"{k}={'/'.join(map(str, rows[k].dropna().unique()))}" for k in ("model", "seed") if k in rows)
-    state = "" if done else ' <span class="failed">(incomplete: no DONE)</span>'
-    name = run.relative_to(root).as_posix() if run != root else run.name
-    return f"<h3>{escape(name)} &mdash; {escape(what)}{state}</h3>"
-
-
-def _run_section(run: Path, root: Path, rows: pd.DataFrame) -> str:
-    """Everything about one run folder."""
-    parts = [_run_title(run, root, rows, (run / "DONE").exists())]
-    parts += [_method_section(run, root, m, r) for m, r in rows.groupby("method", sort=True)]
-    return "<section>\n" + "\n".join(parts) + "\n</section>"
-
-
-def _summary_section(df: pd.DataFrame, root: Path, rows: Sequence[str], cols: Sequence[str]) -> str:
-    """The compare tables: mean ± CI pivot, failed rows, degenerate rows, incomplete runs."""
-    parts = ["<h2>Summary (mean ± 95% CI over seeds and units)</h2>"]
-    if ((df["status"] == "ok") | is_degenerate(df["status"])).any():
-        parts.append(format_table(summarize(df, rows, cols), "html"))
+def summary_html(df: pd.DataFrame, root: Path, rows: Sequence[str], cols: Sequence[str]) -> str:
+    """Per-unit quality rows and run-level rows (time, memory, batch size) in two tables, per layer; then the
+    failed rows, degenerate rows and incomplete runs."""
+    per_unit, step = df["unit"].notna(), df.get("randomized_depth", pd.Series(index=df.index)).notna()
+    parts = ["<h2>Summary</h2>", "<p>mean ± 95% CI over seeds and units; ↑/↓: which way is better; bold: the best "
+             "column of a row; n counts ok rows, degenerate rows are counted apart, never averaged.</p>",
+             _table(df[per_unit & ~step], rows, cols, "Quality, per unit"),
+             _table(df[step], [*rows, "randomized_depth", "randomized_from"], cols,
+                    "Cascading randomization, per step (metrics.randomization_curve; plotted below)"),
+             _table(df[~per_unit], rows, cols, "Run level: time, memory, throughput, batch size (per layer)")]
     for title, css, listed in (("Failed rows ({})", "failed", failures(df)),
-                               ("Degenerate rows ({}): counted in the table, not in its means", "degenerate", degenerates(df))):
+                               ("Degenerate rows ({}): counted in the table, not in its means", "degenerate",
+                                degenerates(df))):
         if len(listed):
-            listed["run_dir"] = [Path(r).relative_to(root).as_posix() for r in listed["run_dir"]]
             table = listed.to_html(index=False, border=0, classes=None if css == "failed" else css)
             parts += [f"<h3 class='{css}'>{title.format(len(listed))}</h3>", table]
     incomplete = incomplete_runs([root])
     if incomplete:
         items = "".join(f"<li>{escape(r.relative_to(root).as_posix() or '.')}</li>" for r in incomplete)
         parts.append(f"<h3 class='failed'>Incomplete runs ({len(incomplete)}, no DONE marker)</h3><ul>{items}</ul>")
-    return "\n".join(parts)
+    return "\n".join(p for p in parts if p)
 
 
-def render(folder: str | Path, rows: Sequence[str] = ("method", "preset"), cols: Sequence[str] = ("model",)) -> str:
-    """The report page of `folder` as an HTML string (image addresses relative to `folder`)."""
+def render(g: Gallery, rows: Sequence[str] = ROWS, cols: Sequence[str] = COLS) -> str:
+    """The front page: summary, plots, and the models' layers and units as links."""
+    name = g.root.resolve().name
+    body = [f"<h1>vizbench report: {escape(name)}</h1>", summary_html(g.df, g.root, rows, cols), plots_section(g),
+            "<h2>Models, layers and units</h2>", index_links(g)]
+    return page(f"vizbench report: {name}", "\n".join(b for b in body if b))
+
+
+def write_plots(df: pd.DataFrame, root: Path) -> list[Path]:
+    """The folder's plots (experiments.plots), relative to `root`; none when a plot cannot be drawn, said on stderr."""
+    from experiments import plots  # matplotlib: imported only when a report is written
+    try:
+        return [p.relative_to(root) for p in plots.sweep_plots(df, root / PLOTS)]
+    except Exception as err:  # noqa: BLE001 - the pages are still worth writing; the failure is said
+        print(f"warning: plots not drawn: {type(err).__name__}: {err}", file=sys.stderr)
+        return []
+
+
+def write_report(folder: str | Path, rows: Sequence[str] = ROWS, cols: Sequence[str] = COLS,
+                 progress: bool | None = None) -> Path:
+    """Write <folder>/report.html and the gallery pages below <folder>/gallery; return report.html's path.
+
+    progress: a progress bar over the pages (None: only on a terminal)."""
     root = Path(folder)
     df = load_results([root])
-    runs = sorted(df.groupby("run_dir", sort=False), key=lambda item: natural_key(item[0]))
-    sections = [_run_section(Path(run), root, rows) for run, rows in runs]
-    body = "\n".join([f"<h1>vizbench report: {escape(root.resolve().name)}</h1>",
-                      _summary_section(df, root, rows, cols), "<h2>Runs</h2>", *sections])
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>vizbench report: {escape(root.resolve().name)}</title>\n<style>{STYLE}</style>\n</head>\n"
-            f"<body>\n{body}\n</body>\n</html>\n")
-
-
-def write_report(folder: str | Path, rows: Sequence[str] = ("method", "preset"),
-                 cols: Sequence[str] = ("model",)) -> Path:
-    """Write <folder>/report.html and return its path."""
-    out = Path(folder) / "report.html"
-    out.write_text(render(folder, rows, cols), encoding="utf-8")
+    shutil.rmtree(root / FOLDER, ignore_errors=True)  # pages of units no longer in the folder go too
+    g = Gallery.of(root, df, [])
+    g.plots = write_plots(df, root)
+    pages = [(layer_path(m, layer), lambda m=m, layer=layer: layer_html(g, m, layer)) for m, ls in g.layers.items()
+             for layer in ls]
+    pages += [(unit_path(m, layer, u), lambda m=m, layer=layer, u=u: unit_html(g, m, layer, u))
+              for (m, layer), us in g.units.items() for u in us]
+    for path, make in tqdm(pages, desc=f"report {root.name}", unit="page", disable=None if progress is None
+                           else not progress, file=sys.stderr):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(make(), encoding="utf-8")
+    out = root / INDEX
+    out.write_text(render(g, rows, cols), encoding="utf-8")
     return out
 
 
@@ -140,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line: write the report and print its path."""
     p = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__)
     p.add_argument("folder", help="a run or sweep folder")
-    p.add_argument("--rows", default="method,preset", help="summary table rows (comma list)")
-    p.add_argument("--cols", default="model", help="summary table columns (comma list, '' for none)")
+    p.add_argument("--rows", default=",".join(ROWS), 
+                   help="summary table rows (comma list; leave out layer to average layers together)")
+    p.add_argument("--cols", default=",".join(COLS), help="summary table columns (comma list, '' for none)")
     args = p.parse_args(argv)
     split = lambda s: [c for c in s.split(",") if c]  # noqa: E731
     try:

@@ -98,7 +98,7 @@ def lucent_model(model: nn.Module, mean: tuple[float, ...], std: tuple[float, ..
 
 
 METHOD = Method(
-    name="gradient_ascent", visualize=gradient_ascent.visualize, call=call, inputs="optimized",
+    name="gradient_ascent", order=1, visualize=gradient_ascent.visualize, call=call, inputs="optimized",
     check=gradient_ascent.check_params, schema=dataclass_schema(gradient_ascent.Settings), batch="units_per_batch",
     stochastic=True, contenders=contenders, peers={"lucent": ("lucent.optvis.render", "experiments.peers.lucent")},
     scaled="steps", smoke=lambda side: ["method=gradient_ascent/quick", "method.params.steps=2"],

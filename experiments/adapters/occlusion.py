@@ -118,7 +118,7 @@ def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[s
 
 
 METHOD = Method(
-    name="occlusion", visualize=occlusion.visualize, call=call, inputs="images", check=occlusion.check_params,
+    name="occlusion", order=2, visualize=occlusion.visualize, call=call, inputs="images", check=occlusion.check_params,
     schema=signature_schema(occlusion.visualize), batch="batch_size", contenders=contenders,
     peers={"captum_occlusion": ("captum.attr", "experiments.peers.captum_occlusion")}, check_target=check_target,
     smoke=lambda side: ["method=occlusion", f"method.params.window={max(1, side // 4)}",

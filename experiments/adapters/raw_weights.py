@@ -35,7 +35,7 @@ def first_layer(model: nn.Module, targets: list[Target], params: dict[str, Any])
 
 
 METHOD = Method(
-    name="raw_weights", visualize=raw_weights.visualize, call=call, inputs="weights",
+    name="raw_weights", order=0, visualize=raw_weights.visualize, call=call, inputs="weights",
     check=raw_weights.check_params, schema=signature_schema(raw_weights.visualize), default_targets=first_layer,
     check_target=check_target, smoke=lambda side: ["method=raw_weights"],
 )

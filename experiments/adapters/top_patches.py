@@ -53,7 +53,7 @@ def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[s
 
 
 METHOD = Method(
-    name="top_patches", visualize=top_patches.visualize, call=call, inputs="images", check=top_patches.check_params,
+    name="top_patches", order=3, visualize=top_patches.visualize, call=call, inputs="images", check=top_patches.check_params,
     schema=signature_schema(top_patches.visualize), batch="batch_size", contenders=contenders, check_target=check_target,
     smoke=lambda side: ["method=top_patches", "method.params.k=2"],
 )

@@ -50,11 +50,11 @@ def cascade(s: Scoring, result: Visualization) -> list[tuple[str, Visualization]
 def cascade_rows(name: str, compare: Callable[[Tensor, Tensor], float], absolute: bool, s: Scoring,
                  result: Visualization) -> list[Row]:
     """`compare` of each unit's result with its result at each cascade step, tagged with the step."""
-    rows = []
+    rows, metric = [], PREFIX + name.removeprefix("sanity_")
     for depth, (layer, other) in enumerate(cascade(s, result), start=1):
         sides = ("the model", f"the model randomized from {layer or 'output'}")
         rows += [{**r, "randomized_from": layer, "randomized_depth": depth}
-                 for r in similarity_rows(result, other, PREFIX + name.removeprefix("sanity_"), compare, absolute, sides)]
+                 for r in similarity_rows(result, other, metric, compare, absolute, sides)]
     return rows
 
 

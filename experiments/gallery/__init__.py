@@ -1,0 +1,1 @@
+"""The gallery: static pages of a results folder (experiments.report writes them)."""

@@ -1,0 +1,128 @@
+"""What a results folder holds, as the gallery pages name it: each run's config, the models' layers in depth order,
+each unit's pictures, and the stable file name of every page."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.tables import COLUMNS, safe_name
+
+NOT_CONFIG = set(COLUMNS) | {"run_dir", "done", "randomized_from", "randomized_depth", "case", "contender", "variant"}
+EXTRA_PICTURES = {"context": "the full image, with the patch's box", "snapshots": "the image during optimization"}
+
+
+def natural_key(text: str) -> list:
+    """Sort key that orders '2' before '10' (sweep job folders)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One run as the gallery shows it: its method, preset, seed and the other settings that vary in the folder."""
+
+    run: Path
+    method: str
+    preset: str
+    seed: str
+    settings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def family(self) -> str:
+        """The method family it belongs to on a unit page: a random floor, whose preset names a registered method
+        (the one it imitates), belongs to that method."""
+        return self.preset if self.preset in methods() and self.preset != self.method else self.method
+
+    @property
+    def floor(self) -> bool:
+        """Whether it stands in for another method (a random floor)."""
+        return self.family != self.method
+
+    @property
+    def label(self) -> str:
+        """'method/preset · seed 0 · lr=0.1'."""
+        parts = [f"{self.method}/{self.preset}" if self.preset else self.method, f"seed {self.seed}"]
+        return " · ".join(parts + [f"{k}={v}" for k, v in self.settings])
+
+    @property
+    def anchor(self) -> str:
+        """An HTML id for this config's card on a unit page."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{self.method}-{self.preset}-seed{self.seed}-" +
+                      "-".join(f"{k}{v}" for k, v in self.settings)).strip("-")
+
+
+def methods() -> dict[str, int]:
+    """The registered method names and where the gallery lists each (`Method.order`)."""
+    from experiments.adapters import registry
+    return {name: m.order for name, m in registry().items()}
+
+
+def family_rank(family: str) -> tuple[int, str]:
+    """Method families in their registered order, unknown ones last."""
+    return (methods().get(family, 1000), family)
+
+
+def text(value: object) -> str:
+    """A table value as text ('' for missing; 1.0 -> '1')."""
+    if pd.isna(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def configs(df: pd.DataFrame) -> dict[str, Config]:
+    """run_dir -> Config; the settings are the override columns whose value differs between the folder's runs."""
+    runs = df.drop_duplicates("run_dir").set_index("run_dir")
+    extra = [c for c in runs.columns if c not in NOT_CONFIG and runs[c].map(text).nunique() > 1]
+    out = {}
+    for run_dir, r in runs.iterrows():
+        settings = tuple((c, text(r[c])) for c in extra if text(r[c]))
+        out[run_dir] = Config(Path(run_dir), text(r["method"]), text(r["preset"]), text(r["seed"]), settings)
+    return out
+
+
+def layers(df: pd.DataFrame) -> dict[str, list[str]]:
+    """model -> its layers in depth order: the order they first appear in the runs' tables (a run writes its
+    targets in model order), runs taken in natural order."""
+    out: dict[str, list[str]] = {}
+    rows = df[df["layer"].notna() & df["unit"].notna()]
+    for run_dir in sorted(rows["run_dir"].unique(), key=natural_key):
+        run = rows[rows["run_dir"] == run_dir]
+        for model, layer in zip(run["model"].map(text), run["layer"].map(text)):
+            if layer not in out.setdefault(model, []):
+                out[model].append(layer)
+    return out
+
+
+def units(df: pd.DataFrame) -> dict[tuple[str, str], list[int]]:
+    """(model, layer) -> its units, ascending."""
+    rows = df[df["layer"].notna() & df["unit"].notna()]
+    keys = rows[["model", "layer", "unit"]].drop_duplicates()
+    out: dict[tuple[str, str], list[int]] = {}
+    for model, layer, unit in sorted(zip(keys["model"].map(text), keys["layer"].map(text), keys["unit"].astype(int))):
+        out.setdefault((model, layer), []).append(unit)
+    return out
+
+
+def picture(config: Config, layer: str, unit: int, extra: str | None = None) -> Path:
+    """A unit's picture in its run folder (extra: one of EXTRA_PICTURES' names)."""
+    name = safe_name(config.method, layer, unit) + (f"__{extra}" if extra else "")
+    return config.run / "units" / f"{name}.png"
+
+
+def grid(config: Config, layer: str) -> Path:
+    """A layer's grid picture in its run folder."""
+    return config.run / "grids" / f"{safe_name(config.method, layer)}.png"
+
+
+def layer_page(model: str, layer: str) -> Path:
+    """The layer page's path inside the gallery folder."""
+    return Path(safe_name(model)) / safe_name(layer) / "index.html"
+
+
+def unit_page(model: str, layer: str, unit: int) -> Path:
+    """The unit page's path inside the gallery folder: stable across reruns of the same sweep."""
+    return Path(safe_name(model)) / safe_name(layer) / f"unit_{unit}.html"
