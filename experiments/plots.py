@@ -359,10 +359,16 @@ def short_run(run: str) -> str:
 
 
 def ascent_curve(df: pd.DataFrame, out: str | Path) -> list[Path]:
-    """One figure per gradient_ascent run with a trace, `ascent_curve__<model>__<preset>__<run>`."""
+    """One figure per (model, method, preset) with a trace, `ascent_curve__<model>__<preset>__<run>`: its first run
+    in natural order (other seeds' and sweeps' traces stay in their arrays; a 100-run sweep draws a few figures)."""
+    from experiments.gallery.catalog import natural_key
     series = ascent_series(df)
+    kinds = series.drop_duplicates("run").set_index("run")[["model", "method", "preset"]].apply(tuple, axis=1)
+    firsts = {}
+    for run in sorted(kinds.index, key=natural_key):
+        firsts.setdefault(kinds[run], run)
     paths: list[Path] = []
-    for run, s in series.groupby("run", sort=False):
+    for run, s in series[series["run"].isin(firsts.values())].groupby("run", sort=False):
         first = s.iloc[0]
         stem = safe_name("ascent_curve", first["model"], first["preset"], short_run(run))
         while Path(out) / f"{stem}.png" in paths:  # two sweeps with the same job name

@@ -51,11 +51,12 @@ def anchor(target: Path, page: Path, label: str, fragment: str = "") -> str:
 
 
 def value_list(rows: pd.DataFrame) -> str:
-    """Metrics as a list, 'name ↑: value' (the arrow: which way is better); failed in red, degenerate in grey,
-    with their status."""
+    """Metrics as a list, 'name ↑: value' (the arrow: which way is better; a cascade step's metric says its step);
+    failed in red, degenerate in grey, with their status."""
     items = []
     for r in rows.sort_values("metric", kind="stable").itertuples(index=False):
-        label = escape(metric_label(r.metric, "html"))
+        step = getattr(r, "step", "")
+        label = escape(metric_label(r.metric, "html") + (f" (randomized from {step})" if step else ""))
         if r.status == "ok":
             items.append(f"<li>{label}: {r.value:.4g}</li>")
         else:

@@ -16,6 +16,8 @@ from experiments.gallery.html import anchor, link, page, picture, value_list
 
 INDEX = Path("report.html")  # the gallery's front page, in the results folder itself
 FOLDER = Path("gallery")  # layer and unit pages, below the results folder
+COLUMNS = ["metric", "value", "status", "step"]  # a unit's rows; step: a cascade step's layer ('' for other rows)
+EMPTY = pd.DataFrame(columns=COLUMNS)
 
 
 @dataclass
@@ -28,13 +30,18 @@ class Gallery:
     layers: dict[str, list[str]]  # model -> layers in depth order
     units: dict[tuple[str, str], list[int]]
     plots: list[Path]  # PNG files, each with an SVG beside it
+    by_unit: dict[tuple[str, str, int], pd.DataFrame]  # (run_dir, layer, unit) -> its COLUMNS rows
 
     @classmethod
     def of(cls, root: Path, df: pd.DataFrame, plots: list[Path]) -> "Gallery":
         """The gallery of `root` from its table (run_dir made relative to root)."""
         df = df.assign(run_dir=[Path(r).relative_to(root).as_posix() for r in df["run_dir"]],
                        model=df["model"].map(catalog.text), layer=df["layer"].map(catalog.text))
-        return cls(root, df, catalog.configs(df), catalog.layers(df), catalog.units(df), plots)
+        rows = df.assign(step=df["randomized_from"].map(catalog.text) if "randomized_from" in df else "")
+        rows = rows.loc[rows["unit"].notna(), ["run_dir", "layer", "unit", "metric", "value", "status", "step"]]
+        rows = rows.astype({"metric": object, "status": object, "step": object, "unit": int})  # fast small frames
+        by_unit = {key: part[COLUMNS] for key, part in rows.groupby(["run_dir", "layer", "unit"])}
+        return cls(root, df, catalog.configs(df), catalog.layers(df), catalog.units(df), plots, by_unit)
 
     def runs_with(self, model: str, layer: str, unit: int | None = None) -> list[Config]:
         """The runs that have rows for this layer (and unit), by method family then natural order."""
@@ -46,9 +53,8 @@ class Gallery:
                                             natural_key(c.run.as_posix())))
 
     def unit_rows(self, config: Config, layer: str, unit: int) -> pd.DataFrame:
-        """One run's rows of one unit."""
-        df = self.df
-        return df[(df["run_dir"] == config.run.as_posix()) & (df["layer"] == layer) & (df["unit"] == unit)]
+        """One run's rows of one unit (COLUMNS)."""
+        return self.by_unit.get((config.run.as_posix(), layer, unit), EMPTY)
 
 
 def unit_path(model: str, layer: str, unit: int) -> Path:
@@ -145,7 +151,7 @@ def _direction(metric: str) -> str:
 def _unit_figure(g: Gallery, c: Config, model: str, layer: str, unit: int, here: Path) -> str:
     """One unit's picture on the layer page, linking to its unit page, with its ok metric values as data."""
     rows = g.unit_rows(c, layer, unit)
-    values = rows[rows["status"] == "ok"].groupby("metric")["value"].mean()
+    values = rows[(rows["status"] == "ok") & (rows["step"] == "")].groupby("metric")["value"].mean()
     data = "".join(f' data-m-{m}="{v:.4g}"' for m, v in values.items() if math.isfinite(v))
     img = picture(catalog.picture(c, layer, unit), here, g.root, f"{shown_layer(layer)} unit {unit}, {c.label}")
     return (f'<figure data-unit="{unit}"{data}><a href="{link(unit_path(model, layer, unit), here)}">{img}</a>'
@@ -156,7 +162,8 @@ def layer_html(g: Gallery, model: str, layer: str) -> str:
     """Every unit of a layer as a grid per run, each picture linking to its unit page; sortable by a metric."""
     here = layer_path(model, layer)
     rows = g.df[(g.df["model"] == model) & (g.df["layer"] == layer) & g.df["unit"].notna()]
-    metrics = sorted(rows.loc[rows["status"] == "ok", "metric"].unique())
+    steps = rows["randomized_depth"].notna() if "randomized_depth" in rows else False
+    metrics = sorted(rows.loc[(rows["status"] == "ok") & ~steps, "metric"].unique())  # cascade steps: not one value
     options = "".join(f'<option value="{m}">{escape(metric_label(m, "html"))}</option>' for m in metrics)
     title = f"{model} · {shown_layer(layer)}"
     parts = [f"<h1>{escape(title)}</h1>", f"<nav>{anchor(INDEX, here, 'index')}</nav>",

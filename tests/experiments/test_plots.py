@@ -170,6 +170,17 @@ def test_ascent_curve_writes_png_and_svg(tmp_path):
     assert plots.ascent_curve(quality_table(), tmp_path / "none") == []  # no gradient_ascent runs
 
 
+def test_ascent_curve_draws_one_figure_per_preset_not_per_seed(tmp_path):
+    import shutil
+    one = ascent_runs(tmp_path / "a")
+    shutil.copytree(tmp_path / "a" / "sweep" / "0", tmp_path / "a" / "sweep" / "10")  # a second seed's run folder
+    other = one[one["run_id"] == "sweep/0"].assign(run_id="sweep/10", seed=1, run_dir=str(tmp_path / "a/sweep/10"))
+    paths = plots.ascent_curve(pd.concat([other, one], ignore_index=True), tmp_path / "out")
+    assert written(paths, tmp_path / "out") == ["ascent_curve__m__default__sweep-0"]  # the first run, naturally
+    quick = other.assign(run_id="sweep/11", preset="quick")
+    assert len(plots.ascent_curve(pd.concat([one, quick], ignore_index=True), tmp_path / "two")) == 2
+
+
 def test_ascent_curve_of_a_real_trace(tmp_path):
     from methods.base import Target
     from methods.gradient_ascent import visualize

@@ -1,5 +1,5 @@
 """experiments.report: the gallery (front page, layer pages, unit pages) links and pictures resolve, checked as text,
-on a real planted sweep, and in headless Chromium."""
+on the default sweep, and in headless Chromium."""
 from __future__ import annotations
 
 import os
@@ -167,38 +167,41 @@ def test_natural_order_of_job_folders() -> None:
     assert sorted(["s/10", "s/2", "s/1"], key=natural_key) == ["s/1", "s/2", "s/10"]
 
 
-PLANTED = ["-m", "model=planted", "method=raw_weights,gradient_ascent/quick,occlusion,top_patches",
-           "metrics.enabled=[cascade_spearman,gt_corr]", "metrics.randomization_curve=true", "data.n=32",
-           "progress=false"]
+SMALLER = ["metrics.enabled=[cascade_spearman,gt_corr]", "metrics.randomization_curve=true", "data.n=32",
+           "progress=false"]  # the default experiment with fewer images and metrics, and the randomization curve
 
 
 @pytest.fixture(scope="module")
-def planted_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The four methods on the planted model as one sweep (its callback writes the gallery)."""
-    out = tmp_path_factory.mktemp("planted") / "sweep"
-    proc = subprocess.run([sys.executable, "-m", "experiments.run", *PLANTED, f"hydra.sweep.dir={out}"], cwd=ROOT,
+def default_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default sweep (4 methods and their floors on planted and shapes_cnn; its callback writes the gallery)."""
+    out = tmp_path_factory.mktemp("default") / "sweep"
+    proc = subprocess.run([sys.executable, "-m", "experiments.run", *SMALLER, f"hydra.sweep.dir={out}"], cwd=ROOT,
                           capture_output=True, text=True, timeout=900, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
 
-def test_planted_unit_pages_show_every_method_that_applies(planted_sweep: Path) -> None:
-    """conv1 units: all four methods (raw weights only exist for the first layer); conv2 units: three."""
-    gallery = planted_sweep / "gallery" / "planted"
+def test_planted_unit_pages_show_every_method_that_applies(default_sweep: Path) -> None:
+    """conv1 units: all four methods (raw weights only exist for the first layer); conv2 units: three; each with
+    its random floor beside it and its metrics under its pictures."""
+    gallery = default_sweep / "gallery" / "planted"
     for layer, families in (("conv1", ["raw_weights", "gradient_ascent", "occlusion", "top_patches"]),
                             ("conv2", ["gradient_ascent", "occlusion", "top_patches"])):
         page = (gallery / layer / "unit_0.html").read_text()
         assert re.findall(r"<h2>(\w+)</h2>", page) == families, layer
-        assert page.count("gt_corr ↑:") == len(families)  # each method's metrics beside its pictures
+        cards = re.findall(r'<div class="card" id="[^"]+"><h4>([^<]+)</h4>(.*?)<p>run: ', page)
+        assert [label.split(" ")[0] for label, _ in cards] == [m for f in families for m in (
+            f"{f}/{'olah2017_short' if f == 'gradient_ascent' else 'default'}", f"random_baseline/{f}")]
+        assert all("<img " in card and "gt_corr ↑:" in card for _, card in cards)
     assert "top_patches__conv2__0__context.png" in (gallery / "conv2" / "unit_0.html").read_text()
-    assert broken(planted_sweep) == []
+    assert broken(default_sweep) == []
 
 
-def test_planted_sweep_draws_the_randomization_curve(planted_sweep: Path) -> None:
-    page = (planted_sweep / "report.html").read_text()
+def test_default_sweep_draws_the_randomization_curve(default_sweep: Path) -> None:
+    page = (default_sweep / "report.html").read_text()
     curves = [s for s in Page(page).srcs if "randomization_curve" in s]
-    assert curves and all((planted_sweep / unquote(s)).exists() for s in curves)
-    assert all((planted_sweep / unquote(s)).with_suffix(".svg").exists() for s in curves)
+    assert curves and all((default_sweep / unquote(s)).exists() for s in curves)
+    assert all((default_sweep / unquote(s)).with_suffix(".svg").exists() for s in curves)
     assert "Cascading randomization, per step" in page
 
 
@@ -236,24 +239,24 @@ def follow(driver, text: str) -> None:
     driver.find_element(By.PARTIAL_LINK_TEXT, text).click()
 
 
-def test_the_gallery_works_in_headless_chromium(browser, planted_sweep: Path) -> None:
+def test_the_gallery_works_in_headless_chromium(browser, default_sweep: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
-    check_page(browser, (planted_sweep / "report.html").resolve().as_uri())
+    check_page(browser, (default_sweep / "report.html").resolve().as_uri())
     follow(browser, "conv1")  # index -> layer page
     assert browser.current_url.endswith("gallery/planted/conv1/index.html")
     check_page(browser, browser.current_url)
     Select(browser.find_element(By.ID, "sort")).select_by_value("gt_corr")
     boxes = browser.find_elements(By.CSS_SELECTOR, ".units")
     orders = [[float(f.get_attribute("data-m-gt_corr")) for f in b.find_elements(By.TAG_NAME, "figure")] for b in boxes]
-    assert len(orders) == 4 and all(v == sorted(v, reverse=True) for v in orders)  # each run's grid, best first
-    box = boxes[1]  # gradient ascent (raw weights recover the planted filters exactly: all 1)
-    assert len(set(orders[1])) > 1
+    assert len(orders) == 8 and all(v == sorted(v, reverse=True) for v in orders)  # each run's grid, best first
+    box = browser.find_element(By.XPATH, "//h3[starts-with(., 'gradient_ascent/')]/following-sibling::div[1]")
+    assert len({f.get_attribute("data-m-gt_corr") for f in box.find_elements(By.TAG_NAME, "figure")}) > 1
     assert box.find_element(By.CSS_SELECTOR, ".value").text.startswith("gt_corr: ")
     box.find_element(By.TAG_NAME, "a").click()  # layer page -> the best unit's page
     assert re.search(r"gallery/planted/conv1/unit_\d+\.html$", browser.current_url)
     check_page(browser, browser.current_url)
-    assert len(browser.find_elements(By.CSS_SELECTOR, ".card")) == 4
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".card")) == 8  # 4 methods and their floors
     follow(browser, "unit")  # a neighbour
     check_page(browser, browser.current_url)
     assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
