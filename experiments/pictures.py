@@ -222,7 +222,7 @@ def unit_pictures(out: Path, method: str, preset: str, result: Visualization, i:
     elif isinstance(result, TopPatches):
         acts, sources = result.activations[i].tolist(), result.indices[i].tolist()
         paths = [save_sheet(result.images[own], f"{base}.png", title,
-                            [f"{t} · act {a:.3g}" for t, a in zip(tile_labels(unit, k), acts)], min(k, 9)),
+                            [f"{t} · act {a:.3g}" for t, a in zip(tile_labels(unit, k), acts)], min(k, 3)),
                  save_sheet(result.context[own], f"{base}__context.png", f"{title} · context",
                             [f"image {s} · act {a:.3g}" for s, a in zip(sources, acts)], min(k, 3))]
     else:

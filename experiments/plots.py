@@ -141,9 +141,9 @@ def _grid(n: int, ncols: int, panel: tuple[float, float], extra_h: float = 0.6) 
     return fig, axes[:n]
 
 
-def _band(ax: Axes, x: Sequence[float], s: pd.DataFrame, label: str, color: tuple) -> None:
+def _band(ax: Axes, x: Sequence[float], s: pd.DataFrame, label: str, color: tuple, ls: str = "-") -> None:
     """A mean line with markers and its 95% CI band."""
-    ax.plot(x, s["mean"], marker="o", ms=3, lw=1.4, label=label, color=color)
+    ax.plot(x, s["mean"], marker="o", ms=3, lw=1.4, label=label, color=color, ls=ls)
     ax.fill_between(x, s["mean"] - s["ci"], s["mean"] + s["ci"], alpha=0.2, color=color, lw=0)
 
 
@@ -164,7 +164,8 @@ def _legend(fig: Figure, axes: list[Axes]) -> None:
         for h, l in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(l, h)
     if seen:
-        fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=min(len(seen), 5),
+        per_row = max(1, int(fig.get_figwidth() // 2.6))  # about 2.6 inches a label, so the legend fits the figure
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center", ncols=min(len(seen), per_row),
                    fontsize="small", frameon=False)
 
 
@@ -222,10 +223,17 @@ def metric_by_depth(df: pd.DataFrame, out: str | Path, metrics: Sequence[str] | 
 # ---------------------------------------------------------------- 2. randomization curve
 
 
+def is_floor(method: str, preset: str) -> bool:
+    """Whether a line is a random floor: its preset names another registered method, the one it stands in for."""
+    from experiments.adapters import registry
+    return preset != method and preset in registry()
+
+
 def cascade_series(df: pd.DataFrame) -> pd.DataFrame:
     """Per (model, target layer, cascade metric, line, randomized_depth): mean, 95% CI and n over units and seeds,
     with the layer the model was randomized from, sorted by depth (the order the cascade goes down)."""
-    cols = ["model", "layer", "metric", "line", "randomized_depth", "randomized_from", "mean", "ci", "n"]
+    cols = ["model", "layer", "metric", "line", "method", "preset", "randomized_depth", "randomized_from", "mean", "ci",
+            "n"]
     if df.empty or not {"randomized_depth", "randomized_from"} <= set(df.columns):
         return pd.DataFrame(columns=cols)
     rows = df[df["metric"].astype(str).str.startswith("cascade_") & (df["status"] == "ok")
@@ -235,7 +243,8 @@ def cascade_series(df: pd.DataFrame) -> pd.DataFrame:
     rows = rows.assign(line=line_labels(rows), layer=layer_names(rows),
                        randomized_depth=pd.to_numeric(rows["randomized_depth"]).astype(int))
     names = rows.groupby(["model", "layer", "randomized_depth"])["randomized_from"].first()  # depth k: per target
-    out = rows.groupby(["model", "layer", "metric", "line", "randomized_depth"], sort=False)["value"].apply(mean_ci)
+    keys = ["model", "layer", "metric", "line", "method", "preset", "randomized_depth"]
+    out = rows.groupby(keys, sort=False, dropna=False)["value"].apply(mean_ci)
     out = out.unstack().reset_index()
     out["randomized_from"] = [names[key] for key in zip(out["model"], out["layer"], out["randomized_depth"])]
     out = out[out["n"] > 0]
@@ -253,7 +262,7 @@ def cascade_figure(series: pd.DataFrame, model: str) -> Figure:
     s = series[series["model"] == model]
     layers, metrics = list(dict.fromkeys(s["layer"])), list(dict.fromkeys(s["metric"]))
     colors = _colors(s["line"])
-    fig = Figure(figsize=(3.2 * len(metrics), 2.9 * len(layers) + 0.7), layout="constrained")
+    fig = Figure(figsize=(max(6.4, 3.2 * len(metrics)), 2.9 * len(layers) + 0.7), layout="constrained")
     axes = fig.subplots(len(layers), len(metrics), squeeze=False, sharex="row")
     for i, layer in enumerate(layers):
         ticks = s[s["layer"] == layer].drop_duplicates("randomized_depth").sort_values("randomized_depth")
@@ -262,7 +271,8 @@ def cascade_figure(series: pd.DataFrame, model: str) -> Figure:
             m = s[(s["layer"] == layer) & (s["metric"] == metric)]
             for label, line in m.groupby("line", sort=False):
                 line = line.sort_values("randomized_depth")
-                _band(ax, line["randomized_depth"].to_numpy(), line, label, colors[label])
+                _band(ax, line["randomized_depth"].to_numpy(), line, label, colors[label],
+                      "--" if is_floor(line.iloc[0]["method"], line.iloc[0]["preset"]) else "-")
             ax.axhline(0.0, ls="--", lw=0.8, color="0.4")
             ax.set_xticks(ticks["randomized_depth"], ticks["randomized_from"], rotation=60, ha="right",
                           fontsize="x-small")
@@ -273,7 +283,8 @@ def cascade_figure(series: pd.DataFrame, model: str) -> Figure:
                 ax.set_ylabel("similarity to original", fontsize="small")
             if i == len(layers) - 1:
                 ax.set_xlabel("randomized from (top layer first)", fontsize="small")
-    fig.suptitle(f"{model}: cascading randomization (Adebayo et al. 2018)\nmean ± 95% CI over units and seeds",
+    fig.suptitle(f"{model}: cascading randomization (Adebayo et al. 2018)\nmean ± 95% CI over units and seeds; "
+                 "dashed: random floors, which ignore the weights",
                  fontsize="medium")
     _legend(fig, axes.ravel().tolist())
     return fig

@@ -18,6 +18,8 @@ img { image-rendering: pixelated; border: 1px solid #ccc; max-width: 100%; }
 img.plot { image-rendering: auto; width: 560px; }
 .cards { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 .card { border: 1px solid #ddd; padding: 0.5em; margin-bottom: 0.6em; max-width: 100%; }
+.cards > section { flex: 1 1 300px; max-width: 420px; }
+.cards > section:last-child { max-width: none; }
 section h2 { margin: 0 0 0.3em; }
 .card h4 { margin: 0 0 0.4em; font-size: 0.95em; }
 .units { display: flex; flex-wrap: wrap; gap: 0.6em; }
@@ -51,12 +53,13 @@ def anchor(target: Path, page: Path, label: str, fragment: str = "") -> str:
 
 
 def value_list(rows: pd.DataFrame) -> str:
-    """Metrics as a list, 'name ↑: value' (the arrow: which way is better; a cascade step's metric says its step);
-    failed in red, degenerate in grey, with their status."""
+    """Metrics as a list, 'name ↑: value' (the arrow: which way is better; a cascade step's metric says its step, a
+    per-image metric its image); failed in red, degenerate in grey, with their status."""
     items = []
     for r in rows.sort_values("metric", kind="stable").itertuples(index=False):
-        step = getattr(r, "step", "")
-        label = escape(metric_label(r.metric, "html") + (f" (randomized from {step})" if step else ""))
+        step, image = getattr(r, "step", ""), getattr(r, "image", "")
+        label = escape(metric_label(r.metric, "html") + (f" (randomized from {step})" if step else "")
+                       + (f" (image {image})" if image else ""))
         if r.status == "ok":
             items.append(f"<li>{label}: {r.value:.4g}</li>")
         else:

@@ -16,7 +16,8 @@ from experiments.gallery.html import anchor, link, page, picture, value_list
 
 INDEX = Path("report.html")  # the gallery's front page, in the results folder itself
 FOLDER = Path("gallery")  # layer and unit pages, below the results folder
-COLUMNS = ["metric", "value", "status", "step"]  # a unit's rows; step: a cascade step's layer ('' for other rows)
+COLUMNS = ["metric", "value", "status", "step", "image"]  # a unit's rows; step: a cascade step's layer, image: the
+# data image of a per-image metric ('' for other rows)
 EMPTY = pd.DataFrame(columns=COLUMNS)
 
 
@@ -37,9 +38,10 @@ class Gallery:
         """The gallery of `root` from its table (run_dir made relative to root)."""
         df = df.assign(run_dir=[Path(r).relative_to(root).as_posix() for r in df["run_dir"]],
                        model=df["model"].map(catalog.text), layer=df["layer"].map(catalog.text))
-        rows = df.assign(step=df["randomized_from"].map(catalog.text) if "randomized_from" in df else "")
-        rows = rows.loc[rows["unit"].notna(), ["run_dir", "layer", "unit", "metric", "value", "status", "step"]]
-        rows = rows.astype({"metric": object, "status": object, "step": object, "unit": int})  # fast small frames
+        rows = df.assign(step=df["randomized_from"].map(catalog.text) if "randomized_from" in df else "",
+                         image=df["image"].map(catalog.text) if "image" in df else "")
+        rows = rows.loc[rows["unit"].notna(), ["run_dir", "layer", "unit", *COLUMNS]]
+        rows = rows.astype({"metric": object, "status": object, "step": object, "image": object, "unit": int})
         by_unit = {key: part[COLUMNS] for key, part in rows.groupby(["run_dir", "layer", "unit"])}
         return cls(root, df, catalog.configs(df), catalog.layers(df), catalog.units(df), plots, by_unit)
 
@@ -151,7 +153,7 @@ def _direction(metric: str) -> str:
 def _unit_figure(g: Gallery, c: Config, model: str, layer: str, unit: int, here: Path) -> str:
     """One unit's picture on the layer page, linking to its unit page, with its ok metric values as data."""
     rows = g.unit_rows(c, layer, unit)
-    values = rows[(rows["status"] == "ok") & (rows["step"] == "")].groupby("metric")["value"].mean()
+    values = rows[(rows["status"] == "ok") & (rows["step"] == "")].groupby("metric")["value"].mean()  # over images
     data = "".join(f' data-m-{m}="{v:.4g}"' for m, v in values.items() if math.isfinite(v))
     img = picture(catalog.picture(c, layer, unit), here, g.root, f"{shown_layer(layer)} unit {unit}, {c.label}")
     return (f'<figure data-unit="{unit}"{data}><a href="{link(unit_path(model, layer, unit), here)}">{img}</a>'
