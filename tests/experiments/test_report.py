@@ -205,6 +205,17 @@ def test_default_sweep_draws_the_randomization_curve(default_sweep: Path) -> Non
     assert "Cascading randomization, per step" in page
 
 
+def test_a_paper_figure_of_two_planted_units(default_sweep: Path, tmp_path: Path) -> None:
+    from PIL import Image
+    from experiments.figure import main as figure
+    out = tmp_path / "fig.pdf"
+    figure([str(default_sweep), "--model", "planted", "--units", "conv1:0,conv2:1", "--out", str(out), "--dpi", "100",
+            "--width-in", "8", "--methods", "raw_weights,gradient_ascent,occlusion,top_patches"])
+    assert len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", out.read_bytes())) == 1
+    with Image.open(out.with_suffix(".png")) as png:
+        assert abs(png.size[0] - 800) <= 1 and png.size[1] > 100
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium driven by Selenium, with the browser console log kept."""
