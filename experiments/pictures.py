@@ -167,7 +167,8 @@ def occlusion_figure(photos: Tensor, maps: Tensor, title: str, labels: Sequence[
         raise ValueError(f"occlusion pictures need photos [n, C, H, W] and maps [n, H, W] of the same n, H, W; "
                          f"got {tuple(photos.shape)} and {tuple(maps.shape)}")
     maps, grey = maps.detach().float().cpu(), photos.detach().float().cpu().clamp(0, 1).mean(1)
-    limit = max(float(maps.abs().max()), 1e-12) if maps.numel() else 1.0
+    finite = maps[torch.isfinite(maps)].abs()  # NaN drops (a NaN score) are drawn as the photo alone
+    limit = max(float(finite.max()), 1e-12) if finite.numel() else 1.0
     layout = occlusion_layout(len(maps), *maps.shape[-2:], title=title, ncol=ncol)
     width, height = layout.size
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
@@ -182,7 +183,7 @@ def occlusion_figure(photos: Tensor, maps: Tensor, title: str, labels: Sequence[
     for box, photo, drop, label in zip(layout.panels, grey, maps, labels):
         ax = axes(box)
         ax.imshow(photo.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
-        alpha = (OCCLUSION_ALPHA * drop.abs() / limit).clamp(0, 1).numpy()
+        alpha = (OCCLUSION_ALPHA * drop.abs() / limit).nan_to_num(0.0).clamp(0, 1).numpy()
         ax.imshow(drop.numpy(), cmap=OCCLUSION_CMAP, norm=norm, alpha=alpha, interpolation="nearest", aspect="auto")
         ax.set_axis_off()
         fig.text((box[0] + box[2]) / 2 / width, 1 - (box[3] + 4) / height, label, ha="center", va="top",

@@ -214,3 +214,16 @@ def test_save_pictures_keeps_the_arrays(tmp_path: Path) -> None:
     assert units == ["occlusion__conv2__3.png", "occlusion__conv2__7.png"]
     run_module.save_pictures(tmp_path / "plain", "v", Visualization(torch.rand(1, 3, 4, 4), (0,), "x"))
     assert (tmp_path / "plain" / "grids" / "v__x.png").exists()
+
+
+def test_an_occlusion_map_with_nan_drops_is_still_drawn(tmp_path):
+    """A NaN drop (a NaN score) is drawn as the photo alone; the finite drops keep their colours and limits."""
+    from experiments.pictures import save_occlusion
+    maps = torch.zeros(1, 16, 16)
+    maps[0, :4, :4] = float("nan")
+    maps[0, 8:, 8:] = 1.0
+    path = save_occlusion(torch.full((1, 3, 16, 16), 0.5), maps, tmp_path / "nan.png", "t", ["image 0"])
+    assert path.exists()
+    nothing = save_occlusion(torch.full((1, 3, 16, 16), 0.5), torch.full((1, 16, 16), float("nan")),
+                             tmp_path / "all_nan.png", "t", ["image 0"])
+    assert nothing.exists()

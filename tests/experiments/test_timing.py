@@ -73,12 +73,30 @@ def _allocate_200mb():
     return x.numel()
 
 
+PEAK_CHECK = """
+import json, time, torch
+from experiments.timing import measure
+from tests.experiments.test_timing import _allocate_200mb
+idle = measure(lambda: time.sleep(0.02), "cpu", repeats=2)
+busy = measure(_allocate_200mb, "cpu", repeats=2)
+print(json.dumps([idle.extra_mem_mb, busy.extra_mem_mb, busy.peak_mem_mb, busy.base_mem_mb]))
+"""
+
+
 def test_peak_memory_sees_a_200mb_allocation():
-    idle = measure(lambda: time.sleep(0.02), "cpu", repeats=2)
-    busy = measure(_allocate_200mb, "cpu", repeats=2)
-    assert busy.extra_mem_mb == pytest.approx(200, abs=30)
-    assert idle.extra_mem_mb < 30
-    assert busy.peak_mem_mb > busy.base_mem_mb > 0
+    """In a fresh process: a long test session's heap can hold 200 MB of freed, still resident memory that the
+    allocation reuses, and then RSS rightly does not grow (seen after 600 tests at 2.9 GB RSS)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", PEAK_CHECK], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    idle, busy, peak, base = json.loads(out.stdout.splitlines()[-1])
+    assert busy == pytest.approx(200, abs=30)
+    assert idle < 30
+    assert peak > base > 0
 
 
 def test_memory_not_measured_when_rss_unreadable(monkeypatch):
