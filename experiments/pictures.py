@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.cm import ScalarMappable
@@ -32,6 +33,30 @@ OCCLUSION_CMAP = "RdBu_r"  # diverging: positive drops red, negative blue, 0 whi
 OCCLUSION_ALPHA = 0.85  # opacity of a map pixel at the unit's max |drop| (0 shows the photo alone)
 SIGN_CAPTION = "red: hiding this patch lowers the unit · blue: raises it"
 DPI = 100  # occlusion figures are laid out in pixels at this resolution
+
+
+PANEL_GAP = 1  # pixels of white between the channel panels of one picture
+
+
+def upscale(images: Tensor, min_side: int = MIN_TILE) -> Tensor:
+    """Nearest-neighbour upsampling so small images (e.g. 7x7 filters) are legible: the shorter side to >= min_side."""
+    factor = max(1, math.ceil(min_side / min(images.shape[-2:])))
+    return F.interpolate(images, scale_factor=factor, mode="nearest") if factor > 1 else images
+
+
+def picture(images: Tensor, rgb_channels: Sequence[int] | None = None) -> Tensor:
+    """Images [K, C, H, W] as pictures: C = 1 grey and C = 3 RGB as they are; any other C one grey panel per
+    channel, side by side from channel 0 on the left, PANEL_GAP white pixels apart: [K, 1, H, C*W + (C-1)*gap].
+    rgb_channels=[i, j, k]: instead the RGB composite of channels i, j, k."""
+    k, c, h, w = images.shape
+    if rgb_channels is not None:
+        if len(rgb_channels) != 3 or not all(0 <= i < c for i in rgb_channels):
+            raise ValueError(f"rgb_channels={list(rgb_channels)} must be three channels [r, g, b] in 0..{c - 1}")
+        return images[:, list(rgb_channels)]
+    if c in (1, 3):
+        return images
+    padded = F.pad(images, (0, PANEL_GAP), value=1.0)
+    return padded.permute(0, 2, 1, 3).reshape(k, 1, h, c * (w + PANEL_GAP))[..., : c * (w + PANEL_GAP) - PANEL_GAP]
 
 
 def layer_name(layer: str) -> str:
@@ -77,10 +102,10 @@ def to_pil(image: Tensor) -> Image.Image:
 
 def tiles(images: Tensor, min_side: int = MIN_TILE, rgb_channels: Sequence[int] | None = None) -> list[Image.Image]:
     """Images [K, C, H, W] in [0, 1] as K tiles, upscaled by nearest neighbour so each picture (each channel panel,
-    for C not in {1, 3}: tables.picture) has its shorter side >= min_side."""
+    for C not in {1, 3}: `picture`) has its shorter side >= min_side."""
     if images.dim() != 4:
         raise ValueError(f"pictures need images [K, C, H, W], got shape {tuple(images.shape)}")
-    shown = tables.picture(tables.upscale(images.detach().float().cpu().clamp(0, 1), min_side), rgb_channels)
+    shown = picture(upscale(images.detach().float().cpu().clamp(0, 1), min_side), rgb_channels)
     return [to_pil(x) for x in shown]
 
 

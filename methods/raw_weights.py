@@ -1,7 +1,7 @@
 """Raw weights: the filters of the model's first conv, the one that sees the input, drawn as images.
 
 Filters of C input channels are drawn as: C = 1 grey (as RGB), C = 3 RGB, any other C one display channel per
-input channel ([U, C, k, k]; pictures show them as C grey panels side by side, experiments.tables.picture),
+input channel ([U, C, k, k]; pictures show them as C grey panels side by side, experiments.pictures.picture),
 or, with `rgb_channels=[i, j, k]`, an RGB composite of input channels i, j, k ([U, 3, k, k]).
 """
 from __future__ import annotations

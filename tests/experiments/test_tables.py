@@ -5,8 +5,6 @@ import os
 
 import pandas as pd
 import pytest
-import torch
-from skimage.io import imread
 
 from experiments import tables
 
@@ -31,9 +29,3 @@ def test_atomic_write_keeps_old_file_when_writing_fails(tmp_path) -> None:
         tables.write_csv_atomic(Boom({"a": [2]}), path)
     assert pd.read_csv(path).a.tolist() == [1]
     assert os.listdir(tmp_path) == ["metrics.csv"]
-
-
-def test_grid_upscales_small_filters(tmp_path) -> None:
-    tables.save_grid(torch.rand(4, 3, 7, 7), tmp_path / "g.png", nrow=4)
-    img = imread(tmp_path / "g.png")
-    assert img.shape[0] >= 70 and img.shape[1] >= 4 * 70

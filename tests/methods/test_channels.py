@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.io import read_image
 
-from experiments import tables
+from experiments import pictures
 from methods import random_baseline, raw_weights
 from methods.base import Normalize, Target, read_out, truncate
 from methods.gradient_ascent import visualize
@@ -122,43 +122,39 @@ def test_random_baseline_without_images_or_conv_is_one_line() -> None:
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("size", [(7, 7), (24, 40)])
-def test_save_grid_shows_channels_as_panels(tmp_path, channels: int, size: tuple[int, int]) -> None:
+def test_tiles_show_channels_as_panels(channels: int, size: tuple[int, int]) -> None:
     h, w = size
     level = torch.arange(channels) / channels  # channel i of every image is the constant i / C
-    images = level.view(1, -1, 1, 1).expand(5, -1, h, w).clone()
-    images[4, :, 0, 0] = 1.0  # one bright pixel top left in image 4
-    path = tmp_path / "grid.png"
-    tables.save_grid(images, path, nrow=3)
-    png = read_image(str(path))
-    f = -(-64 // min(h, w))  # upscale factor: the shorter side to >= 64 px
-    gap, pad = (tables.PANEL_GAP, tables.PANEL_PADDING) if channels not in (1, 3) else (0, tables.PADDING)
-    cell_w = f * w * (1 if channels in (1, 3) else channels) + (channels - 1) * gap
-    assert png.shape == (3, 2 * (f * h + pad) + pad, 3 * (cell_w + pad) + pad)
-    top, left = pad, pad  # image 0
+    images = level.view(1, -1, 1, 1).expand(2, -1, h, w).clone()
+    images[1, :, 0, 0] = 1.0  # one bright pixel top left in image 1
+    tiles = pictures.tiles(images)
+    f = -(-pictures.MIN_TILE // min(h, w))  # upscale factor: the shorter side to >= MIN_TILE px
+    gap = pictures.PANEL_GAP if channels not in (1, 3) else 0
+    width = f * w * (1 if channels in (1, 3) else channels) + (channels - 1) * gap
+    assert [t.size for t in tiles] == [(width, f * h)] * 2
+    png = np.asarray(tiles[0].convert("RGB"))
     if channels == 3:
-        assert png[:, top + 1, left + 1].tolist() == [round(255 * v) for v in level.tolist()]
+        assert png[1, 1].tolist() == [round(255 * v) for v in level.tolist()]
     else:
         for i, v in enumerate(level.tolist()):  # grey panel i, channel 0 on the left, gap pixels white
-            x = left + i * (f * w + gap) * (channels != 1)
-            assert png[:, top + 1, x + 1].tolist() == [round(255 * v)] * 3
+            x = i * (f * w + gap) * (channels != 1)
+            assert png[1, x + 1].tolist() == [round(255 * v)] * 3
             if 0 < i:
-                assert png[:, top + 1, x - 1].tolist() == [255] * 3
-    top, left = 2 * pad + f * h, 2 * pad + cell_w  # image 4: second row, second column
-    assert png[:, top + f - 1, left + f - 1].tolist() == [255] * 3  # its bright corner pixel, upscaled f x f
+                assert png[1, x - 1].tolist() == [255] * 3
+    bright = np.asarray(tiles[1].convert("RGB"))
+    assert bright[f - 1, f - 1].tolist() == [255] * 3  # the bright corner pixel, upscaled f x f
     below = [round(255 * v) for v in level.tolist()] if channels == 3 else [0] * 3  # channel 0 (or RGB) level
-    assert png[:, top + f, left + f - 1].tolist() == below
+    assert bright[f, f - 1].tolist() == below
 
 
 def test_picture_rgb_composite_and_raw_weights_panels(tmp_path) -> None:
     images = torch.rand(2, 4, 5, 6)
-    torch.testing.assert_close(tables.picture(images, rgb_channels=[3, 1, 0]), images[:, [3, 1, 0]])
+    torch.testing.assert_close(pictures.picture(images, rgb_channels=[3, 1, 0]), images[:, [3, 1, 0]])
     with pytest.raises(ValueError, match=r"rgb_channels=\[0, 4, 1\] must be three channels \[r, g, b\] in 0..3"):
-        tables.picture(images, rgb_channels=[0, 4, 1])
-    panels = tables.picture(images)
+        pictures.picture(images, rgb_channels=[0, 4, 1])
+    panels = pictures.picture(images)
     assert panels.shape == (2, 1, 5, 4 * 6 + 3)
     torch.testing.assert_close(panels[:, 0, :, 7:13], images[:, 1])  # panel 1 after panel 0 and one gap column
     filters = raw_weights.visualize(rgbn_cnn(), Target("conv1", (0, 1)))
-    tables.save_grid(filters.images, tmp_path / "filters.png", nrow=2)
-    f = -(-64 // 3)
-    width = 2 * (4 * 3 * f + 3 + tables.PANEL_PADDING) + tables.PANEL_PADDING  # two filters of four 3x3 panels
-    assert read_image(str(tmp_path / "filters.png")).shape[-1] == width
+    f = -(-pictures.MIN_TILE // 3)
+    assert [t.width for t in pictures.tiles(filters.images)] == [4 * 3 * f + 3] * 2  # two filters of four 3x3 panels
