@@ -113,11 +113,6 @@ def picture(config: Config, layer: str, unit: int, extra: str | None = None) -> 
     return config.run / "units" / f"{name}.png"
 
 
-def grid(config: Config, layer: str) -> Path:
-    """A layer's grid picture in its run folder."""
-    return config.run / "grids" / f"{safe_name(config.method, layer)}.png"
-
-
 def layer_page(model: str, layer: str) -> Path:
     """The layer page's path inside the gallery folder."""
     return Path(safe_name(model)) / safe_name(layer) / "index.html"
