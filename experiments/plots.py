@@ -23,15 +23,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from experiments.compare import load_results, metric_label, t_quantile
+from experiments.gallery.catalog import OUTPUT, depth_order, layer_names, run_key
 from experiments.tables import safe_name
 
 CASCADE_METRICS = ("cascade_ssim", "cascade_ssim_abs", "cascade_spearman", "cascade_spearman_abs", "cascade_hog_abs")
 WORK_PRIORITY = ("perturbations", "images", "units")  # the finest kind of work a contender reports is its unit
 RATIOS = ("vs_bare", "vs_peer")
-RUN_KEYS = ("run_dir", "run_id")  # what tells one run's rows from another's, first present wins
 NOT_CONTEXT = {"run_id", "run_dir", "done", "seed", "experiment", "model", "method", "preset", "layer", "unit",
                "metric", "value", "status", "device"}
-OUTPUT = "output"  # the label of layer '' (the model's output; load_results reads '' as missing)
 DPI = 150
 
 
@@ -56,41 +55,6 @@ def mean_ci(values: pd.Series) -> pd.Series:
     n = len(v)
     half = float(t_quantile(n) * v.std() / math.sqrt(n)) if n >= 2 else 0.0
     return pd.Series({"mean": v.mean() if n else math.nan, "ci": half, "n": n})
-
-
-def run_key(df: pd.DataFrame) -> pd.Series:
-    """Which run each row belongs to: run_dir, else run_id, else one run for the whole table."""
-    for col in RUN_KEYS:
-        if col in df and df[col].notna().any():
-            return df[col].astype(str)
-    return pd.Series("run", index=df.index)
-
-
-def layer_names(df: pd.DataFrame) -> pd.Series:
-    """The layer column with the model's output ('' read as missing) named `output`."""
-    return df["layer"].astype(object).where(df["layer"].notna(), OUTPUT).astype(str)
-
-
-def depth_order(df: pd.DataFrame) -> dict[str, list[str]]:
-    """Per model, its layers from input to output: the order they first appear in each run's rows.
-
-    A run writes its targets in model order, so each run's rows give a partial order; runs are merged in the
-    table's order, a layer new to the merge going right after the nearest layer before it in its own run (or
-    right before the nearest one after it). Layers no run orders against each other keep first-seen order.
-    """
-    orders: dict[str, list[str]] = {}
-    frame = df.assign(_run=run_key(df), _layer=layer_names(df), _model=df.get("model", pd.Series("", index=df.index)))
-    for (model, _), rows in frame.groupby(["_model", "_run"], sort=False, dropna=False):
-        merged = orders.setdefault(str(model), [])
-        seq = list(dict.fromkeys(rows["_layer"]))
-        for i, layer in enumerate(seq):
-            if layer in merged:
-                continue
-            before = [l for l in seq[:i] if l in merged]
-            after = [l for l in seq[i + 1:] if l in merged]
-            pos = merged.index(before[-1]) + 1 if before else merged.index(after[0]) if after else len(merged)
-            merged.insert(pos, layer)
-    return orders
 
 
 def line_labels(df: pd.DataFrame) -> pd.Series:

@@ -10,6 +10,8 @@ import pandas as pd
 
 from experiments.tables import COLUMNS, safe_name
 
+RUN_KEYS = ("run_dir", "run_id")  # what tells one run's rows from another's, first present wins
+OUTPUT = "output"  # the label of layer '' (the model's output; load_results reads '' as missing)
 NOT_CONFIG = set(COLUMNS) | {"run_dir", "done", "randomized_from", "randomized_depth", "case", "contender", "variant"}
 EXTRA_PICTURES = {"context": "the full image, with the patch's box", "snapshots": "the image during optimization"}
 
@@ -84,17 +86,44 @@ def configs(df: pd.DataFrame) -> dict[str, Config]:
     return out
 
 
+def run_key(df: pd.DataFrame) -> pd.Series:
+    """Which run each row belongs to: run_dir, else run_id, else one run for the whole table."""
+    for col in RUN_KEYS:
+        if col in df and df[col].notna().any():
+            return df[col].astype(str)
+    return pd.Series("run", index=df.index)
+
+
+def layer_names(df: pd.DataFrame) -> pd.Series:
+    """The layer column with the model's output ('' read as missing) named `output`."""
+    return df["layer"].astype(object).where(df["layer"].notna(), OUTPUT).astype(str)
+
+
+def depth_order(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Per model, its layers from input to output: the order they first appear in each run's rows.
+
+    A run writes its targets in model order, so each run's rows give a partial order; runs are merged in the
+    table's order, a layer new to the merge going right after the nearest layer before it in its own run (or
+    right before the nearest one after it). Layers no run orders against each other keep first-seen order.
+    """
+    orders: dict[str, list[str]] = {}
+    frame = df.assign(_run=run_key(df), _layer=layer_names(df), _model=df.get("model", pd.Series("", index=df.index)))
+    for (model, _), rows in frame.groupby(["_model", "_run"], sort=False, dropna=False):
+        merged = orders.setdefault(str(model), [])
+        seq = list(dict.fromkeys(rows["_layer"]))
+        for i, layer in enumerate(seq):
+            if layer in merged:
+                continue
+            before = [l for l in seq[:i] if l in merged]
+            after = [l for l in seq[i + 1:] if l in merged]
+            pos = merged.index(before[-1]) + 1 if before else merged.index(after[0]) if after else len(merged)
+            merged.insert(pos, layer)
+    return orders
+
+
 def layers(df: pd.DataFrame) -> dict[str, list[str]]:
-    """model -> its layers in depth order: the order they first appear in the runs' tables (a run writes its
-    targets in model order), runs taken in natural order."""
-    out: dict[str, list[str]] = {}
-    rows = df[df["layer"].notna() & df["unit"].notna()]
-    for run_dir in sorted(rows["run_dir"].unique(), key=natural_key):
-        run = rows[rows["run_dir"] == run_dir]
-        for model, layer in zip(run["model"].map(text), run["layer"].map(text)):
-            if layer not in out.setdefault(model, []):
-                out[model].append(layer)
-    return out
+    """model -> the layers of its units in depth order (`depth_order` of the unit rows)."""
+    return depth_order(df[df["layer"].notna() & df["unit"].notna()])
 
 
 def units(df: pd.DataFrame) -> dict[tuple[str, str], list[int]]:
