@@ -264,18 +264,22 @@ def randomization_curve(df: pd.DataFrame, out: str | Path) -> list[Path]:
 # ---------------------------------------------------------------- 3. gradient-ascent curve
 
 
-def ascent_series(df: pd.DataFrame) -> pd.DataFrame:
-    """The objective after each step (`Ascent.trace`) of every unit of every run of an optimizing method (a method
-    whose registry entry says `inputs="optimized"`) in the table, read from `<run_dir>/arrays/<method>__<layer>.pt`;
-    runs or layers without a trace are skipped."""
+def optimizing(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs of an optimizing method (a method whose registry entry says `inputs="optimized"`)."""
     from experiments.adapters import registry
-    optimizing = [m.name for m in registry().values() if m.inputs == "optimized"]
+    return df[df["method"].isin([m.name for m in registry().values() if m.inputs == "optimized"])]
+
+
+def ascent_series(df: pd.DataFrame, order: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """The objective after each step (`Ascent.trace`) of every unit of every run of an optimizing method in the
+    table, read from `<run_dir>/arrays/<method>__<layer>.pt`, layers in `order` (default: the table's
+    `depth_order`); runs or layers without a trace are skipped."""
     cols = ["run", "model", "method", "preset", "seed", "layer", "unit", "step", "value"]
     if df.empty or "run_dir" not in df:
         return pd.DataFrame(columns=cols)
-    order = depth_order(df)
+    order = depth_order(df) if order is None else order
     parts = []
-    rows = df[df["method"].isin(optimizing)].assign(layer=df["layer"].astype(object).where(df["layer"].notna(), ""))
+    rows = optimizing(df).assign(layer=df["layer"].astype(object).where(df["layer"].notna(), ""))
     for run_dir, run in rows.groupby("run_dir", sort=False):
         model = str(run["model"].iloc[0]) if "model" in run else ""
         layers = sorted(set(run["layer"]), key=lambda l: order.get(model, []).index(l or OUTPUT)
@@ -337,14 +341,19 @@ def ascent_curve(df: pd.DataFrame, out: str | Path) -> list[Path]:
     """One figure per (model, method, preset) with a trace, `ascent_curve__<model>__<preset>__<run>`: its first run
     in natural order (other seeds' and sweeps' traces stay in their arrays; a 100-run sweep draws a few figures)."""
     from experiments.gallery.catalog import natural_key
-    series = ascent_series(df)
-    kinds = series.drop_duplicates("run").set_index("run")[["model", "method", "preset"]].apply(tuple, axis=1)
-    firsts = {}
-    for run in sorted(kinds.index, key=natural_key):
-        firsts.setdefault(kinds[run], run)
+    if df.empty or "run_dir" not in df:
+        return []
+    order, rows = depth_order(df), optimizing(df)
+    runs = sorted(rows.groupby("run_dir", sort=False), key=lambda item: natural_key(
+        str(item[1]["run_id"].iloc[0]) if "run_id" in item[1] else Path(item[0]).name))
+    firsts: dict[tuple, pd.DataFrame] = {}  # (model, method, preset) -> its first run's series; others not read
+    for _, run in runs:
+        kind = tuple(str(run[c].iloc[0]) if c in run else "" for c in ("model", "method", "preset"))
+        if kind not in firsts and not (series := ascent_series(run, order)).empty:
+            firsts[kind] = series
     paths: list[Path] = []
-    for run, s in series[series["run"].isin(firsts.values())].groupby("run", sort=False):
-        first = s.iloc[0]
+    for series in firsts.values():
+        run, first = series["run"].iloc[0], series.iloc[0]
         stem = safe_name("ascent_curve", first["model"], first["preset"], short_run(run))
         while Path(out) / f"{stem}.png" in paths:  # two sweeps with the same job name
             stem += "_"
