@@ -41,8 +41,8 @@ def _table(df: pd.DataFrame, rows: Sequence[str], cols: Sequence[str], title: st
 
 
 def summary_html(df: pd.DataFrame, root: Path, rows: Sequence[str], cols: Sequence[str]) -> str:
-    """Per-unit quality rows and run-level rows (time, memory, batch size) in two tables, per layer; then the
-    failed rows, degenerate rows and incomplete runs."""
+    """Per-unit quality rows, cascade steps (metrics.randomization_curve) and run-level rows (time, memory, batch
+    size) in three tables, per layer; then the failed rows, degenerate rows and incomplete runs."""
     per_unit, step = df["unit"].notna(), df.get("randomized_depth", pd.Series(index=df.index)).notna()
     parts = ["<h2>Summary</h2>", "<p>mean ± 95% CI over seeds and units; ↑/↓: which way is better; bold: the best "
              "column of a row; n counts ok rows, degenerate rows are counted apart, never averaged.</p>",
