@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from html import escape
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -35,7 +36,6 @@ ul { padding-left: 1.1em; margin: 0.2em 0; font-size: 0.9em; }
 
 def link(target: Path, page: Path) -> str:
     """The address of `target` from `page` (both relative to one root): relative, URL-quoted."""
-    from urllib.parse import quote
     return quote(Path(os.path.relpath(target, page.parent)).as_posix())
 
 
