@@ -71,7 +71,7 @@ def check_model(overrides: Sequence[str], methods: Sequence[str] | None = None, 
     built once; a model or data source that cannot be built fails every method."""
     torch.manual_seed(0)
     methods = smoke_methods() if methods is None else methods
-    base = ["data=skimage", "progress=false", *overrides]
+    base = ["data=skimage", "data.n=7", "progress=false", *overrides]  # few images: 80 models stay fast
     try:
         cfg = compose(*base)
         name = name or cfg.model.name or cfg.model.source

@@ -103,10 +103,12 @@ def test_shapes_too_small_names_both_sides() -> None:
 def test_photos_are_centre_crops_at_the_models_aspect_ratio() -> None:
     """coffee (400 x 600, second in PHOTOS) at (32, 48) is the whole photo; at (48, 32) its middle 400 x 267."""
     import skimage.data
-    from skimage.transform import resize
+
+    def resized(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+        """Resized as data=skimage resizes (PIL, anti-aliased bilinear), [3, h, w] in [0, 1]."""
+        pil = Image.fromarray(np.ascontiguousarray(image)).resize(size[::-1], Image.Resampling.BILINEAR)
+        return torch.tensor(np.asarray(pil), dtype=torch.float32).permute(2, 0, 1) / 255
 
     coffee = skimage.data.coffee()
-    whole = torch.tensor(resize(coffee, (32, 48), anti_aliasing=True), dtype=torch.float32).permute(2, 0, 1)
-    assert torch.allclose(load_photos((32, 48)).images[1], whole, atol=1e-5)
-    middle = torch.tensor(resize(coffee[:, 166:433], (48, 32), anti_aliasing=True), dtype=torch.float32)
-    assert torch.allclose(load_photos((48, 32)).images[1], middle.permute(2, 0, 1), atol=1e-5)
+    assert torch.allclose(load_photos((32, 48), n=2).images[1], resized(coffee, (32, 48)), atol=1e-6)
+    assert torch.allclose(load_photos((48, 32), n=2).images[1], resized(coffee[:, 166:433], (48, 32)), atol=1e-6)
