@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from experiments.compare import load_results, metric_label, t_quantile
+from experiments.compare import is_usable, load_results, metric_label, t_quantile
 from experiments.gallery.catalog import OUTPUT, depth_order, layer_names, run_key
 from experiments.tables import safe_name
 
@@ -143,7 +143,7 @@ def depth_series(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.D
     if df.empty or "unit" not in df:
         return pd.DataFrame(columns=cols)
     order = depth_order(df)
-    rows = df[df["unit"].notna() & (df["status"] == "ok") & ~df["metric"].astype(str).str.startswith("cascade_")]
+    rows = df[df["unit"].notna() & is_usable(df["status"]) & ~df["metric"].astype(str).str.startswith("cascade_")]
     if metrics is not None:
         rows = rows[rows["metric"].isin(metrics)]
     if rows.empty:
@@ -200,7 +200,7 @@ def cascade_series(df: pd.DataFrame) -> pd.DataFrame:
             "n"]
     if df.empty or not {"randomized_depth", "randomized_from"} <= set(df.columns):
         return pd.DataFrame(columns=cols)
-    rows = df[df["metric"].astype(str).str.startswith("cascade_") & (df["status"] == "ok")
+    rows = df[df["metric"].astype(str).str.startswith("cascade_") & is_usable(df["status"])
               & df["randomized_depth"].notna()]
     if rows.empty:
         return pd.DataFrame(columns=cols)

@@ -13,8 +13,8 @@ from typing import Sequence
 import pandas as pd
 from tqdm import tqdm
 
-from experiments.compare import (degenerates, failures, format_table, incomplete_runs, is_degenerate, load_results,
-                                 summarize)
+from experiments.compare import (degenerates, failures, flagged_rows, format_table, incomplete_runs, is_degenerate,
+                                 is_usable, load_results, summarize)
 from experiments.gallery.catalog import natural_key
 from experiments.gallery.html import page
 from experiments.gallery.pages import (FOLDER, INDEX, Gallery, index_links, layer_html, layer_path, plots_section,
@@ -34,8 +34,8 @@ def with_layer(rows: Sequence[str], cols: Sequence[str]) -> list[str]:
 
 
 def _table(df: pd.DataFrame, rows: Sequence[str], cols: Sequence[str], title: str) -> str:
-    """One summary table of `df`'s ok and degenerate rows, or nothing when it has none."""
-    if not ((df["status"] == "ok") | is_degenerate(df["status"])).any():
+    """One summary table of `df`'s ok, flagged and degenerate rows, or nothing when it has none."""
+    if not (is_usable(df["status"]) | is_degenerate(df["status"])).any():
         return ""
     return f"<h3>{escape(title)}</h3>\n" + format_table(summarize(df, rows, cols), "html")
 
@@ -45,12 +45,14 @@ def summary_html(df: pd.DataFrame, root: Path, rows: Sequence[str], cols: Sequen
     size) in three tables, per layer; then the failed rows, degenerate rows and incomplete runs."""
     per_unit, step = df["unit"].notna(), df.get("randomized_depth", pd.Series(index=df.index)).notna()
     parts = ["<h2>Summary</h2>", "<p>mean ± 95% CI over seeds and units; ↑/↓: which way is better; bold: the best "
-             "column of a row; n counts ok rows, degenerate rows are counted apart, never averaged.</p>",
+             "column of a row; n counts distinct ok and flagged results (identical seeds count once), degenerate rows "
+             "are counted apart, never averaged.</p>",
              _table(df[per_unit & ~step], rows, cols, "Quality, per unit"),
              _table(df[step], [*rows, "randomized_depth", "randomized_from"], cols,
                     "Cascading randomization, per step (metrics.randomization_curve; plotted below)"),
              _table(df[~per_unit], rows, cols, "Run level: time, memory, throughput, batch size (per layer)")]
     for title, css, listed in (("Failed rows ({})", "failed", failures(df)),
+                               ("Flagged rows ({}): counted in the table and its means", "flagged", flagged_rows(df)),
                                ("Degenerate rows ({}): counted in the table, not in its means", "degenerate",
                                 degenerates(df))):
         if len(listed):

@@ -33,15 +33,19 @@ def not_a_number(metric: str) -> str:
 
 
 def mark_unearned(df: pd.DataFrame) -> pd.DataFrame:
-    """Give every ok row whose value is not a finite number the not_a_number status (in place; returns df)."""
+    """Give every ok or flagged row whose value is not a finite number the not_a_number status, a flag's reason
+    kept after it (in place; returns df)."""
     values = pd.to_numeric(df["value"], errors="coerce").astype(float)
-    unearned = (df["status"] == "ok") & ~np.isfinite(values)
-    df.loc[unearned, "status"] = [not_a_number(m) for m in df.loc[unearned, "metric"]]
+    status = df["status"].astype(str)
+    unearned = ((status == "ok") | status.str.startswith("flagged")) & ~np.isfinite(values)
+    df.loc[unearned, "status"] = [not_a_number(m) if s == "ok" else f"{not_a_number(m)} ({s})"
+                                  for m, s in zip(df.loc[unearned, "metric"], status[unearned])]
     return df
 
 
 def failed(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows whose status says something failed (a target, a metric, a contender, the whole run)."""
+    """The rows whose status says something failed (a target, a metric, a contender, the whole run); flagged and
+    degenerate rows are not failures."""
     return df[df["status"].astype(str).str.startswith("failed")]
 
 
@@ -74,9 +78,17 @@ def save_arrays(obj: dict[str, Any], path: str | Path) -> None:
 
 
 def summary_markdown(df: pd.DataFrame) -> str:
-    """A compact markdown table: mean value of each metric (rows) per method and layer (columns), over units."""
-    ok = df[df["status"] == "ok"]
-    if ok.empty:
+    """The table a run prints at its end: a row per metric, a column per layer (`layer=conv1`; `method=... /
+    layer=...` when the table holds several methods; `layer=(run)` for values of the whole run).
+
+    A per-unit metric's cell is its mean ± 95% CI over the layer's units, n and counts as in experiments.compare;
+    a run-level row (time, memory, throughput, batch size: unit None) is the layer's own value (n=1), never an
+    interval across layers. No bold: columns are layers, not contenders.
+    """
+    from experiments.compare import format_table, is_degenerate, is_usable, summarize  # compare imports this module
+    shown = df[is_usable(df["status"]) | is_degenerate(df["status"])]
+    if shown.empty:
         return "(no ok rows)"
-    table = ok.pivot_table(index="metric", columns=["method", "layer"], values="value", aggfunc="mean")
-    return table.round(3).to_markdown()
+    shown = shown.assign(layer=shown["layer"].map(lambda v: v if isinstance(v, str) and v else "(run)"))
+    cols = ["method", "layer"] if shown["method"].nunique() > 1 else ["layer"]
+    return format_table(summarize(shown, [], cols), "markdown", best=False)

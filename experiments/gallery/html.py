@@ -27,7 +27,7 @@ section h2 { margin: 0 0 0.3em; }
 figure { margin: 0; font-size: 0.8em; width: 200px; }
 figure img { width: 192px; }
 ul { padding-left: 1.1em; margin: 0.2em 0; font-size: 0.9em; }
-.failed { color: #b00020; } .degenerate { color: #777; } .missing { color: #777; font-style: italic; }
+.failed { color: #b00020; } .flagged { color: #b35c00; } .degenerate { color: #777; } .missing { color: #777; font-style: italic; }
 .hover { position: relative; display: inline-block; }
 .hover .full { display: none; position: absolute; left: 0; top: 0; z-index: 2; width: 384px; background: #fff; }
 .hover:hover .full { display: block; }
@@ -54,7 +54,7 @@ def anchor(target: Path, page: Path, label: str, fragment: str = "") -> str:
 
 def value_list(rows: pd.DataFrame) -> str:
     """Metrics as a list, 'name ↑: value' (the arrow: which way is better; a cascade step's metric says its step, a
-    per-image metric its image); failed in red, degenerate in grey, with their status."""
+    per-image metric its image); flagged in orange with its value, failed in red, degenerate in grey, with their status."""
     items = []
     for r in rows.sort_values("metric", kind="stable").itertuples(index=False):
         step, image = getattr(r, "step", ""), getattr(r, "image", "")
@@ -62,6 +62,8 @@ def value_list(rows: pd.DataFrame) -> str:
                        + (f" (image {image})" if image else ""))
         if r.status == "ok":
             items.append(f"<li>{label}: {r.value:.4g}</li>")
+        elif str(r.status).startswith("flagged"):
+            items.append(f'<li class="flagged">{label}: {r.value:.4g} ({escape(str(r.status))})</li>')
         else:
             css = "degenerate" if str(r.status).startswith("degenerate") else "failed"
             items.append(f'<li class="{css}">{label}: {escape(str(r.status))}</li>')

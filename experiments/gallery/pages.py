@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.compare import metric_label
+from experiments.compare import is_usable, metric_label
 from experiments.gallery import catalog
 from experiments.gallery.catalog import EXTRA_PICTURES, Config, family_rank, natural_key
 from experiments.gallery.html import anchor, link, page, picture, value_list
@@ -153,7 +153,7 @@ def _direction(metric: str) -> str:
 def _unit_figure(g: Gallery, c: Config, model: str, layer: str, unit: int, here: Path) -> str:
     """One unit's picture on the layer page, linking to its unit page, with its ok metric values as data."""
     rows = g.unit_rows(c, layer, unit)
-    values = rows[(rows["status"] == "ok") & (rows["step"] == "")].groupby("metric")["value"].mean()  # over images
+    values = rows[is_usable(rows["status"]) & (rows["step"] == "")].groupby("metric")["value"].mean()  # over images
     data = "".join(f' data-m-{m}="{v:.4g}"' for m, v in values.items() if math.isfinite(v))
     img = picture(catalog.picture(c, layer, unit), here, g.root, f"{shown_layer(layer)} unit {unit}, {c.label}")
     return (f'<figure data-unit="{unit}"{data}><a href="{link(unit_path(model, layer, unit), here)}">{img}</a>'
@@ -165,7 +165,7 @@ def layer_html(g: Gallery, model: str, layer: str) -> str:
     here = layer_path(model, layer)
     rows = g.df[(g.df["model"] == model) & (g.df["layer"] == layer) & g.df["unit"].notna()]
     steps = rows["randomized_depth"].notna() if "randomized_depth" in rows else False
-    metrics = sorted(rows.loc[(rows["status"] == "ok") & ~steps, "metric"].unique())  # cascade steps: not one value
+    metrics = sorted(rows.loc[is_usable(rows["status"]) & ~steps, "metric"].unique())  # cascade steps: not one value
     options = "".join(f'<option value="{m}">{escape(metric_label(m, "html"))}</option>' for m in metrics)
     title = f"{model} · {shown_layer(layer)}"
     parts = [f"<h1>{escape(title)}</h1>", f"<nav>{anchor(INDEX, here, 'index')}</nav>",

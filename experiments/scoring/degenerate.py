@@ -131,7 +131,7 @@ def label(rows: list[Row], reasons: dict[int, str]) -> list[Row]:
     for row in rows:
         if row.get("unit") is not None and row["unit"] in reasons:
             row = {**row, "value": float("nan"), "status": reasons[row["unit"]]}
-        elif row.get("status", "ok") == "ok" and not finite(row.get("value")):
+        elif str(row.get("status", "ok")).startswith(("ok", "flagged")) and not finite(row.get("value")):
             row = {**row, "status": not_a_number(row.get("metric", "value"))}
         out.append(row)
     return out

@@ -15,7 +15,7 @@ from scipy import stats
 
 from experiments.callbacks import AggregateSweep
 from experiments.compare import (compare_to_baseline, degenerates, failures, format_notes, format_table,
-                                 incomplete_runs, load_results, main, summarize, welch)
+                                 incomplete_runs, is_flagged, load_results, main, summarize, welch)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_runs import FAILED_STATUS, LAYER, METHODS, MODELS, _row, _write_run, gt_values, make_sweep  # noqa: E402
@@ -268,3 +268,174 @@ def test_degenerate_rows_are_counted_per_cell_not_averaged(tmp_path: Path) -> No
     assert "Failed rows" not in notes and "Degenerate rows (5)" in notes and DEAD in notes
     assert format_table(summarize(df, ["method"], ["model"], ["mask_energy"]), "csv").count("\n") == 2
     assert "(n=2/2, 1 degenerate)" in format_table(compare_to_baseline(df, df, ["method"], ["model"]), "markdown")
+
+
+def _runs(root: Path, runs: dict[int, list[dict]]) -> pd.DataFrame:
+    """Write one run folder per seed under `root` (rows given per seed) and load them."""
+    for seed, rows in runs.items():
+        _write_run(root / str(seed), rows, done=True, pictures=False)
+    return load_results([root])
+
+
+def _unit_rows(seed: int, values: list[float], method: str = "raw_weights", metric: str = "gt_corr",
+               status: str = "ok") -> list[dict]:
+    """One run's per-unit rows of `metric`, unit i holding values[i]."""
+    return [_row(f"r/{seed}", "alexnet", method, seed, metric, v, LAYER, u, status) for u, v in enumerate(values)]
+
+
+def test_seeds_with_identical_results_are_one_sample(tmp_path: Path) -> None:
+    same = [0.2, 0.5, 0.9]
+    df = _runs(tmp_path / "r", {s: _unit_rows(s, same) + _unit_rows(s, [0.1 * s + v for v in same], "occlusion")
+                                for s in (0, 1)})
+    summary = summarize(df, ["method"], ["model"])
+    raw, occ = ("raw_weights", "gt_corr"), ("occlusion", "gt_corr")
+    assert summary["n"].loc[raw, "alexnet"] == 3
+    assert summary["ci"].loc[raw, "alexnet"] == pytest.approx(t_half_width(np.array(same)))
+    assert summary["n"].loc[occ, "alexnet"] == 6  # seeds differ: every row is a sample, as before
+    text = format_table(summary, "markdown")
+    assert f"{np.mean(same):.4g} ± {t_half_width(np.array(same)):.4g} (n=3, 2 seeds identical)" in text
+    assert "(n=6)" in text and "(n=6," not in text
+    by_seed = summarize(df, ["method"], ["seed"])  # seed is a column level: nothing is merged across it
+    assert by_seed["n"].loc[raw].tolist() == [3, 3]
+
+
+def test_seeds_identical_to_float_tolerance_only(tmp_path: Path) -> None:
+    df = _runs(tmp_path / "r", {0: _unit_rows(0, [1.0, 0.5, 0.25]), 1: _unit_rows(1, [1.0 + 1e-13, 0.5 + 1e-6, 0.25]),
+                                2: _unit_rows(2, [1.0, 0.5, 0.3])})
+    summary = summarize(df, ["method"], ["model"])
+    cell = ("raw_weights", "gt_corr")
+    distinct = np.array([1.0, 0.5, 0.5 + 1e-6, 0.25, 0.3])
+    assert summary["n"].loc[cell, "alexnet"] == 5 and summary["repeats"].loc[cell, "alexnet"] == 4
+    assert summary["mean"].loc[cell, "alexnet"] == pytest.approx(distinct.mean())
+    assert "(n=5, 4 repeats across seeds)" in format_table(summary, "markdown")
+
+
+def test_a_runs_own_equal_rows_are_not_merged(tmp_path: Path) -> None:
+    rows = {s: [_row(f"r/{s}", "alexnet", "occlusion", s, "pointing_game", 1.0, LAYER, 0)] * 2 for s in (0, 1)}
+    summary = summarize(_runs(tmp_path / "r", rows), ["method"], ["model"])
+    assert summary["n"].loc[("occlusion", "pointing_game"), "alexnet"] == 2  # two per run, each run's pair repeated
+
+
+def test_baseline_counts_distinct_results(tmp_path: Path) -> None:
+    same = [0.2, 0.5, 0.9]
+    df = _runs(tmp_path / "a", {s: _unit_rows(s, same) for s in (0, 1)})
+    base = _runs(tmp_path / "b", {s: _unit_rows(s, [v - 0.1 for v in same]) for s in (0, 1)})
+    result = compare_to_baseline(df, base, ["method"], ["model"])
+    assert result["n"].loc[("raw_weights", "gt_corr"), "alexnet"] == 3
+    assert result["n_base"].loc[("raw_weights", "gt_corr"), "alexnet"] == 3
+    assert "(n=3/3, 2 seeds identical)" in format_table(result, "markdown")
+
+
+def test_interval_below_the_printed_precision_is_zero(tmp_path: Path) -> None:
+    df = _runs(tmp_path / "r", {0: _unit_rows(0, [1.0, 1.0 - 2e-16, 1.0 + 4e-16, 1.0]),
+                                1: _unit_rows(1, [0.123456, 0.123466, 0.5, 0.6], "occlusion")})
+    summary = summarize(df, ["method"], ["model"])
+    text = format_table(summary, "markdown")
+    assert "| 1 ± 0 (n=4)" in text and "e-1" not in text
+    occ = summary["ci"].loc[("occlusion", "gt_corr"), "alexnet"]
+    assert f"± {occ:.2g} (n=4)" in format_table(summary, "markdown", digits=2)
+    occ_mean = np.mean([0.123456, 0.123466, 0.5, 0.6])
+    assert f"{occ_mean:.2g} $\\pm$ {occ:.2g} (n=4)" in format_table(summary, "latex", digits=2)
+    close = summarize(df[df["method"] == "occlusion"].assign(value=lambda d: 5 + d["value"] * 1e-6),
+                      ["method"], ["model"])
+    assert "| 5 ± 0 (n=4)" in format_table(close, "markdown", digits=3)  # ci ~4e-7 < half of 0.01
+    close_ci = close["ci"].loc[("occlusion", "gt_corr"), "alexnet"]
+    assert f" ± {close_ci:.8g} (n=4)" in format_table(close, "markdown", digits=8)  # printed to 1e-7: it shows
+
+
+def test_csv_keeps_full_precision_unless_digits_are_asked(tmp_path: Path) -> None:
+    df = _runs(tmp_path / "r", {0: _unit_rows(0, [1 / 3, 2 / 3, 1.0, 1.0 - 1e-15]),
+                                1: _unit_rows(1, [0.1, 0.2, 0.3, 0.4], "occlusion")})
+    summary = summarize(df, ["method"], ["model"])
+    full = pd.read_csv(io.StringIO(format_table(summary, "csv"))).set_index("method")
+    assert full.loc["raw_weights", "mean"] == pytest.approx((1 / 3 + 2 / 3 + 2 - 1e-15) / 4, rel=1e-12)
+    short = pd.read_csv(io.StringIO(format_table(summary, "csv", digits=3))).set_index("method")
+    assert short.loc["raw_weights", "mean"] == 0.75
+    ci = t_half_width(np.array([0.1, 0.2, 0.3, 0.4]))
+    assert short.loc["occlusion", "ci"] == float(f"{ci:.3g}") != ci
+    assert short.loc["occlusion", "n"] == 4
+
+
+def test_cli_digits_and_best(sweep: Path, tmp_path: Path, capsys) -> None:
+    main([str(sweep), "--rows", "method", "--metric", "gt_corr", "--digits", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    values = gt_values("alexnet", "gradient_ascent")
+    assert f"{values.mean():.2g} ± {t_half_width(values):.2g} (n=6)" in out and "**" in out  # bold is the default
+    main([str(sweep), "--rows", "method", "--metric", "gt_corr", "--no-best", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "**" not in out and f"{values.mean():.4g} ± {t_half_width(values):.4g} (n=6)" in out
+    with pytest.raises(SystemExit):
+        main([str(sweep), "--digits", "0", "--out", str(tmp_path)])
+
+
+def test_best_compares_means_as_printed(tmp_path: Path) -> None:
+    df = _runs(tmp_path / "r", {0: [_row("r/0", model, "occlusion", 0, "pointing_game", v, LAYER, u)
+                                    for model, values in (("alexnet", (0.51, 0.52)), ("resnet18", (0.515, 0.5152)))
+                                    for u, v in enumerate(values)]})
+    summary = summarize(df, ["method"], ["model"])
+    assert format_table(summary, "markdown").count("**") == 2  # 0.515 < 0.5151
+    assert "**" not in format_table(summary, "markdown", digits=2)  # both print as 0.52: a tie
+    assert "**" not in format_table(summary, "markdown", best=False)
+
+
+def _speed_rows(seed: int, times: tuple[float, float], units: float = 10.0, method: str = "top_patches") -> list[dict]:
+    """One run's timing rows for two layers: `units` units per layer done in times[i] seconds, memory 100 and 300."""
+    rows = []
+    for layer, t, mem in zip(("conv1", "conv2"), times, (100.0, 300.0)):
+        rows += [_row(f"r/{seed}", "alexnet", method, seed, m, v, layer)
+                 for m, v in (("time_s", t), ("peak_mem_mb", mem), ("units_per_s", units / t))]
+    return rows
+
+
+def test_speed_rows_are_combined_per_run_not_averaged_over_layers(tmp_path: Path) -> None:
+    df = _runs(tmp_path / "r", {0: _speed_rows(0, (1.0, 2.0)), 1: _speed_rows(1, (2.0, 3.0))})
+    summary = summarize(df, ["method"], ["model"])
+    cell = lambda m: (("top_patches", m), "alexnet")  # noqa: E731
+    assert summary["n"].loc[cell("time_s")] == 2  # runs, not layers
+    assert summary["mean"].loc[cell("time_s")] == pytest.approx(4.0)  # totals 3 s and 5 s
+    assert summary["ci"].loc[cell("time_s")] == pytest.approx(t_half_width(np.array([3.0, 5.0])))
+    assert summary["mean"].loc[cell("peak_mem_mb")] == 300.0 and summary["n"].loc[cell("peak_mem_mb")] == 1
+    assert summary["mean"].loc[cell("units_per_s")] == pytest.approx((20 / 3 + 20 / 5) / 2)  # total work / time
+    text = format_table(summary, "markdown")
+    assert f"4 ± {t_half_width(np.array([3.0, 5.0])):.4g} (n=2, summed over 2 layers)" in text
+    assert "300 (n=1, 2 seeds identical, max over 2 layers)" in text  # both runs' largest: one result
+    assert "(n=2, pooled over 2 layers)" in text
+    per_layer = summarize(df, ["method", "layer"], ["model"], ["time_s"])
+    assert per_layer["mean"].loc[("top_patches", "conv2", "time_s"), "alexnet"] == pytest.approx(2.5)
+    assert "layers" not in format_table(per_layer, "markdown")
+
+
+FLAG = "flagged: objective ended below its start (-0.187 < 0.012)"
+
+
+def test_flagged_rows_are_averaged_counted_and_listed_not_failed(tmp_path: Path) -> None:
+    rows = _unit_rows(0, [0.5, 0.7, 0.9], metric="activation")
+    rows[1]["status"] = FLAG
+    rows.append(_row("r/0", "alexnet", "raw_weights", 0, "activation", np.nan, LAYER, 3, FLAG))  # no value: degenerate
+    df = _runs(tmp_path / "r", {0: rows})
+    assert df.loc[df["unit"] == 3, "status"].item() == f"degenerate: activation is not a number ({FLAG})"
+    assert is_flagged(df["status"]).sum() == 1
+    summary = summarize(df, ["method"], ["model"])
+    cell = (("raw_weights", "activation"), "alexnet")
+    assert summary["n"].loc[cell] == 3 and summary["mean"].loc[cell] == pytest.approx(0.7)
+    assert "(n=3, 1 flagged, 1 degenerate)" in format_table(summary, "markdown")
+    assert failures(df).empty
+    notes = format_notes(df, [])
+    assert "Flagged rows (1)" in notes and FLAG in notes and "metric=activation" in notes
+    assert "Failed rows" not in notes
+
+
+def test_flag_survives_a_merge_of_identical_seeds(tmp_path: Path) -> None:
+    runs = {s: _unit_rows(s, [0.5, 0.7]) for s in (0, 1)}
+    runs[1][0]["status"] = FLAG
+    summary = summarize(_runs(tmp_path / "r", runs), ["method"], ["model"])
+    assert "(n=2, 2 seeds identical, 1 flagged)" in format_table(summary, "markdown")
+
+
+def test_two_copies_of_a_run_are_one_result_said_as_runs(tmp_path: Path) -> None:
+    rows = _unit_rows(0, [0.2, 0.5, 0.9])
+    _write_run(tmp_path / "a" / "0", rows, done=True, pictures=False)
+    _write_run(tmp_path / "b" / "0", rows, done=True, pictures=False)
+    summary = summarize(load_results([tmp_path / "a", tmp_path / "b"]), ["method"], ["model"])
+    assert summary["n"].loc[("raw_weights", "gt_corr"), "alexnet"] == 3
+    assert "(n=3, 2 runs identical)" in format_table(summary, "markdown")
