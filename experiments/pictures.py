@@ -33,6 +33,7 @@ OCCLUSION_CMAP = "RdBu_r"  # diverging: positive drops red, negative blue, 0 whi
 OCCLUSION_ALPHA = 0.85  # opacity of a map pixel at the unit's max |drop| (0 shows the photo alone)
 SIGN_CAPTION = "red: hiding this patch lowers the unit · blue: raises it"
 DPI = 100  # occlusion figures are laid out in pixels at this resolution
+FLAG_COLOUR = (200, 0, 0)  # RGB of a flag's text under a tile and after a title
 
 
 PANEL_GAP = 1  # pixels of white between the channel panels of one picture
@@ -84,6 +85,18 @@ def tile_labels(unit: int, k: int) -> list[str]:
     return [f"unit {unit}"] if k == 1 else [f"unit {unit} · {j}" for j in range(k)]
 
 
+def unit_flags(result: Visualization) -> dict[int, str]:
+    """Each flagged unit's short note for its pictures (the flag statuses' reasons, e.g. 'objective ended below its
+    start'), joined by '; ' where several of its values are flagged."""
+    notes: dict[int, list[str]] = {}
+    for by_unit in result.flags.values():
+        for unit, status in by_unit.items():
+            note = status.removeprefix("flagged:").split(" (")[0].strip()
+            if note not in notes.setdefault(unit, []):
+                notes[unit].append(note)
+    return {unit: "; ".join(n) for unit, n in notes.items()}
+
+
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """Pillow's bundled default font at `size` px (Pillow >= 10.1), so no font file is needed."""
     return ImageFont.load_default(size=size)
@@ -109,35 +122,46 @@ def tiles(images: Tensor, min_side: int = MIN_TILE, rgb_channels: Sequence[int] 
     return [to_pil(x) for x in shown]
 
 
-def sheet(pictures: Sequence[Image.Image], labels: Sequence[str], title: str, ncol: int) -> Image.Image:
-    """Pictures in rows of `ncol` on white, each centred in its cell over its label, under a title strip."""
-    if not pictures or len(pictures) != len(labels):
-        raise ValueError(f"a sheet needs one label per picture; got {len(pictures)} pictures, {len(labels)} labels")
+def sheet(pictures: Sequence[Image.Image], labels: Sequence[str], title: str, ncol: int,
+          notes: Sequence[str] = (), title_note: str = "") -> Image.Image:
+    """Pictures in rows of `ncol` on white, each centred in its cell over its label, under a title strip; `notes`
+    (one per picture, '' for none) go in FLAG_COLOUR under the labels, `title_note` after the title."""
+    if not pictures or len(pictures) != len(labels) or (notes and len(notes) != len(labels)):
+        raise ValueError(f"a sheet needs one label (and note) per picture; got {len(pictures)} pictures, "
+                         f"{len(labels)} labels, {len(notes)} notes")
     title_font, label_font = font(TITLE_SIZE), font(LABEL_SIZE)
     ncol = max(1, min(ncol, len(pictures)))
     nrow = math.ceil(len(pictures) / ncol)
-    cell_w = max(max(p.width for p in pictures), max(text_width(t, label_font) for t in labels))
+    cell_w = max(max(p.width for p in pictures), max(text_width(t, label_font) for t in [*labels, *notes]))
     cell_h = max(p.height for p in pictures)
-    title_h, label_h = TITLE_SIZE + 2 * TEXT_PAD, LABEL_SIZE + 2 * TEXT_PAD
-    width = max(MARGIN + ncol * (cell_w + MARGIN), text_width(title, title_font) + 2 * MARGIN)
+    line_h = LABEL_SIZE + 2 * TEXT_PAD
+    title_h, label_h = TITLE_SIZE + 2 * TEXT_PAD, line_h * (2 if any(notes) else 1)
+    title_note = f" · {title_note}" if title_note else ""
+    title_w = text_width(title + title_note, title_font)
+    width = max(MARGIN + ncol * (cell_w + MARGIN), title_w + 2 * MARGIN)
     height = title_h + nrow * (cell_h + label_h + MARGIN)
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     draw.text((MARGIN, TEXT_PAD), title, font=title_font, fill="black")
+    if title_note:
+        draw.text((MARGIN + text_width(title, title_font), TEXT_PAD), title_note, font=title_font, fill=FLAG_COLOUR)
     for i, (picture, label) in enumerate(zip(pictures, labels)):
         row, col = divmod(i, ncol)
         left, top = MARGIN + col * (cell_w + MARGIN), title_h + row * (cell_h + label_h + MARGIN)
         canvas.paste(picture, (left + (cell_w - picture.width) // 2, top))
         draw.text((left + cell_w // 2, top + cell_h + TEXT_PAD), label, font=label_font, fill="black", anchor="ma")
+        if notes and notes[i]:
+            draw.text((left + cell_w // 2, top + cell_h + line_h + TEXT_PAD), notes[i], font=label_font,
+                      fill=FLAG_COLOUR, anchor="ma")
     return canvas
 
 
 def save_sheet(images: Tensor, path: str | Path, title: str, labels: Sequence[str], ncol: int,
-               rgb_channels: Sequence[int] | None = None) -> Path:
+               rgb_channels: Sequence[int] | None = None, notes: Sequence[str] = (), title_note: str = "") -> Path:
     """Save images [K, C, H, W] in [0, 1] as one labelled PNG (tiles, then sheet); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet(tiles(images, rgb_channels=rgb_channels), labels, title, ncol).save(path)
+    sheet(tiles(images, rgb_channels=rgb_channels), labels, title, ncol, notes, title_note).save(path)
     return path
 
 
@@ -241,7 +265,7 @@ def unit_pictures(out: Path, method: str, preset: str, result: Visualization, i:
     """Unit i's pictures under out/units: its own picture, plus the context (top patches) and snapshots (ascent)."""
     unit, k, layer = result.units[i], result.images_per_unit, result.layer
     base, title = out / "units" / tables.safe_name(method, layer, unit), unit_title(method, preset, layer, unit)
-    own = slice(i * k, (i + 1) * k)
+    own, note = slice(i * k, (i + 1) * k), unit_flags(result).get(unit, "")
     if isinstance(result, OcclusionMaps) and has_images(data):
         idx, maps = result.own_maps(i)
         paths = [save_occlusion(data.images[idx], maps, f"{base}.png", title, [f"image {j}" for j in idx])]
@@ -252,28 +276,29 @@ def unit_pictures(out: Path, method: str, preset: str, result: Visualization, i:
                  save_sheet(result.context[own], f"{base}__context.png", f"{title} · context",
                             [f"image {s} · act {a:.3g}" for s, a in zip(sources, acts)], min(k, 3))]
     else:
-        paths = [save_sheet(result.images[own], f"{base}.png", title, tile_labels(unit, k), min(k, 9))]
+        paths = [save_sheet(result.images[own], f"{base}.png", title, tile_labels(unit, k), min(k, 9), title_note=note)]
     if isinstance(result, Ascent) and result.snapshots:
-        paths.append(save_snapshots(result, i, f"{base}__snapshots.png", f"{title} · snapshots"))
+        paths.append(save_snapshots(result, i, f"{base}__snapshots.png", f"{title} · snapshots", note))
     return paths
 
 
-def save_snapshots(result: Ascent, i: int, path: str | Path, title: str) -> Path:
+def save_snapshots(result: Ascent, i: int, path: str | Path, title: str, note: str = "") -> Path:
     """Unit i's ascent images after each snapshot step and at the end, a row per image, labelled 'step <s>'."""
     k = result.images_per_unit
     steps = {s: result.snapshots[s] for s in sorted(result.snapshots)}
     steps.setdefault(result.steps, result.images)  # the final images, unless the last step is a snapshot already
     frames = [(s, j, images[i * k + j]) for j in range(k) for s, images in steps.items()]
     labels = [f"step {s}" if k == 1 else f"step {s} · {j}" for s, j, _ in frames]
-    return save_sheet(torch.stack([f for _, _, f in frames]), path, title, labels, len(steps))
+    return save_sheet(torch.stack([f for _, _, f in frames]), path, title, labels, len(steps), title_note=note)
 
 
 def save_result_pictures(out: str | Path, method: str, result: Visualization, data: DataSpec | None = None,
                          preset: str = "") -> list[Path]:
     """A run's pictures of one result: the labelled grid out/grids/<method>__<layer>.png and each unit's pictures
     (unit_pictures); returns the paths written."""
-    out, k = Path(out), result.images_per_unit
+    out, k, flagged = Path(out), result.images_per_unit, unit_flags(result)
     labels = [label for unit in result.units for label in tile_labels(unit, k)]
+    notes = [flagged.get(unit, "") for unit in result.units for _ in range(k)] if flagged else []
     grid = save_sheet(result.images, out / "grids" / f"{tables.safe_name(method, result.layer)}.png",
-                      grid_title(method, preset, result.layer), labels, k if k > 1 else 8)
+                      grid_title(method, preset, result.layer), labels, k if k > 1 else 8, notes=notes)
     return [grid, *(p for i in range(len(result.units)) for p in unit_pictures(out, method, preset, result, i, data))]

@@ -75,6 +75,11 @@ class Visualization:
         return {}
 
     @property
+    def flags(self) -> dict[str, dict[int, str]]:
+        """Statuses ('flagged: ...') of some of the `values` rows, by value name and unit; a row absent here is ok."""
+        return {}
+
+    @property
     def work(self) -> dict[str, float]:
         """The work one call did, by kind (units, images, perturbations), for throughputs."""
         return {"units": len(self.units)}

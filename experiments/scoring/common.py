@@ -56,7 +56,7 @@ for _name, (_fn, _absolute) in sanity.SIMILARITIES.items():
     declare(_name, Visualization, "lower", ("randomization",), partial(sanity_rows, _name, _fn, _absolute))
 
 
-@metric("seed_ssim", Visualization, "higher", needs=("stochastic",))
+@metric("seed_ssim", Visualization, "higher", needs=("stochastic", "rerun"))
 def seed_ssim(s: Scoring, result: Visualization) -> list[Row]:
     """Stability: SSIM between each unit's results for two seeds (NaN with the reason where either is constant)."""
     other = s.memo("next_seed", s.rerun, None, s.opts.seed + 1)
@@ -127,5 +127,7 @@ for _name, _fn in (("gt_corr", ground_truth.gt_corr), ("gt_ssim", ground_truth.g
 
 declare("weight_norm", Filters, "descriptive")
 declare("activation", Ascent, "higher")
+declare("objective_start", Ascent, "descriptive")  # the random start's objective (activation should end above it)
+declare("objective_grey", Ascent, "descriptive")  # a grey image's objective (likewise)
 declare("mean_drop", OcclusionMaps, "descriptive")
 declare("topk_mean_activation", TopPatches, "higher")

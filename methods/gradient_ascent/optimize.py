@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from methods.base import Target, Visualization, check_units, invalid_choice, one_line, pair
+from methods.base import GREY, Target, Visualization, check_units, invalid_choice, one_line, pair
 from methods.graph import fast_forward
 
 from . import regularizers as reg
@@ -95,18 +95,43 @@ class Ascent(Visualization):
     step s. Rows 0..steps-2 are read off the forward pass that step s + 1 runs anyway, so they see that step's
     transforms (jitter, scale, rotate, noise) and amp; the last row is the final, untransformed evaluation,
     equal to `activation`. With transforms='none' and amp='off', every row is the objective of the images as
-    a snapshot after that step holds them. None (or zero rows) where no optimization ran.
+    a snapshot after that step holds them. None (or zero rows) where no optimization ran. `start` (before step 1)
+    and `grey` are measured as `activation` is; `flags` marks a unit whose activation ended worse than both.
     """
 
     activation: Tensor  # [U] objective of each unit's images, averaged over them
     snapshots: dict[int, Tensor]  # step -> images [U * images_per_unit, C, H, W] after that step
     steps: int
     trace: Tensor | None = None  # [steps, U] objective after each step (see the class docstring)
+    start: Tensor | None = None  # [U] objective of the random start images, measured as `activation` is
+    grey: Tensor | None = None  # [U] objective of a plain grey (GREY) image, measured the same way
+    minimize: bool = False  # the images were optimized to lower the objective
 
     @property
     def values(self) -> dict[str, Tensor]:
-        """Final activation of each unit."""
-        return {"activation": self.activation}
+        """Final activation of each unit, and the objective of its start and of a grey image where measured."""
+        refs = {"objective_start": self.start, "objective_grey": self.grey}
+        return {"activation": self.activation, **{k: v for k, v in refs.items() if v is not None}}
+
+    @property
+    def flags(self) -> dict[str, dict[int, str]]:
+        """'flagged: ...' on the activation of each unit whose optimization ended worse than its start or grey."""
+        if self.start is None or self.grey is None:
+            return {}
+        found = shortfalls(self.activation, self.start, self.grey, self.minimize)
+        return {"activation": {u: why for u, why in zip(self.units, found) if why}}
+
+
+def shortfalls(final: Tensor, start: Tensor, grey: Tensor, minimize: bool = False) -> list[str | None]:
+    """Per unit, why the final objective is worse than the better of its start and a grey image (None: it is not)."""
+    side, sign, better = ("above", ">", min) if minimize else ("below", "<", max)
+    out: list[str | None] = []
+    for f, s, g in zip(final.tolist(), start.tolist(), grey.tolist()):
+        ref = better(s, g)
+        where = "its start" if ref == s else "a grey image"
+        worse = f > ref if minimize else f < ref
+        out.append(f"flagged: objective ended {side} {where} ({f:.4g} {sign} {ref:.4g})" if worse else None)
+    return out
 
 
 def settings(knobs: dict[str, Any]) -> Settings:
@@ -172,10 +197,12 @@ class Run:
     sign: float = 1.0  # with traced None, the trace is sign * objective (-1: minimize optimizes the negated target)
 
 
-def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> tuple[nn.Module, dict[int, Tensor], Tensor]:
-    """Optimize images_per_unit images for each unit in ONE batch; returns the parameterization, snapshots and
+def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm,
+                   ) -> tuple[nn.Module, dict[int, Tensor], Tensor, Tensor]:
+    """Optimize images_per_unit images for each unit in ONE batch; returns the parameterization, snapshots,
     the trace [steps - 1, B]: row s - 1 = the traced objective of each image after step s (s < steps), read
-    off step s + 1's forward (no extra pass; it stays on the device until the caller moves it)."""
+    off step s + 1's forward (no extra pass; it stays on the device until the caller moves it), and the start
+    images [B, C, H, W] (before step 1)."""
     k, size, dev = cfg.images_per_unit, run.size, run.device
     seeds = [image_seed(run.seed, u, i) for u in units for i in range(k)]
     param = make_param(cfg.param, seeds, size, channels=run.channels, decorrelate=cfg.decorrelate,
@@ -192,6 +219,8 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
     every = cfg.progress_every or max(1, cfg.steps // 20)
     snaps: dict[int, Tensor] = {}
     trace = torch.empty(cfg.steps - 1, len(seeds), device=dev)
+    with torch.no_grad():  # clones: a clamped pixel image is its parameter, which the steps change in place
+        start = param().detach().clone()
     for step in range(1, cfg.steps + 1):
         opt.zero_grad(set_to_none=True)
         images = param()
@@ -211,13 +240,13 @@ def optimize_batch(run: Run, cfg: Settings, units: Sequence[int], bar: tqdm) -> 
         pixel_steps(param, cfg, step)
         if step in cfg.snapshots:
             with torch.no_grad():
-                snaps[step] = param().detach()
+                snaps[step] = param().detach().clone()
         if step % every == 0:
             bar.update(every)
     bar.update(cfg.steps % every)
     if run.sign != 1.0:
         trace.mul_(run.sign)
-    return param, snaps, trace
+    return param, snaps, trace, start
 
 
 def visualize(model: nn.Module, target: Target, *, input_size: int | tuple[int, int], in_channels: int = 3,
@@ -240,9 +269,9 @@ def visualize(model: nn.Module, target: Target, *, input_size: int | tuple[int, 
     device = next(model.parameters()).device
     units = tuple(int(u) for u in target.units)
     net = fast_forward(model, target.layer, normalize, channels_last)  # the truncated model as a faster graph
-    n_out = probe(net, (in_channels, *size), device)
+    grey_acts = probe(net, (in_channels, *size), device)
     if target.kind in ("channel", "neuron", "class") and cfg.objective is None:
-        check_units(units, n_out, target.layer or "output")
+        check_units(units, grey_acts.shape[1], target.layer or "output")
     base = cfg.objective or from_target(target, cfg.cossim_pow, device)
     objective = -base if cfg.minimize else base
     if cfg.diversity:
@@ -252,30 +281,38 @@ def visualize(model: nn.Module, target: Target, *, input_size: int | tuple[int, 
               sign=-1.0 if cfg.minimize and not cfg.diversity else 1.0)
     per = cfg.units_per_batch or len(units)
     batches = [units[i : i + per] for i in range(0, len(units), per)]
-    images, snaps, traces = [], {s: [] for s in cfg.snapshots}, []
-    with tqdm(total=cfg.steps * len(batches), disable=not progress) as bar:
+    images, snaps, traces, starts = [], {s: [] for s in cfg.snapshots}, [], []
+    with tqdm(total=cfg.steps * len(batches), disable=not progress, leave=False) as bar:
         for chunk in batches:
-            param, chunk_snaps, chunk_trace = optimize_batch(run, cfg, chunk, bar)
+            param, chunk_snaps, chunk_trace, chunk_start = optimize_batch(run, cfg, chunk, bar)
             with torch.no_grad():
                 images.append(param().detach())
+                starts.append(measure(net, base, chunk_start, chunk, cfg.images_per_unit))
             for s, x in chunk_snaps.items():
                 snaps[s].append(x)
             traces.append(chunk_trace.view(cfg.steps - 1, len(chunk), cfg.images_per_unit).mean(2))
     final = torch.cat(images).float()
-    unit_idx = torch.tensor(units, device=device).repeat_interleave(cfg.images_per_unit)
     with torch.no_grad():
-        act = base(net(final).float(), unit_idx).view(len(units), cfg.images_per_unit).mean(1)
+        act = measure(net, base, final, units, cfg.images_per_unit)
+        grey = base(grey_acts.expand(len(units), *grey_acts.shape[1:]), torch.tensor(units, device=device))
     trace = torch.cat([torch.cat(traces, 1), act[None]]).cpu()  # the last row: the final activation itself
     return Ascent(images=final.cpu(), units=units, layer=target.layer, images_per_unit=cfg.images_per_unit,
                   activation=act.cpu(), snapshots={s: torch.cat(x).cpu() for s, x in snaps.items()}, steps=cfg.steps,
-                  trace=trace)
+                  trace=trace, start=torch.cat(starts).cpu(), grey=grey.cpu(), minimize=cfg.minimize)
 
 
-def probe(net: nn.Module, shape: tuple[int, int, int], device: torch.device) -> int:
-    """Channels of the truncated model's output for one grey [C, H, W] image; a model that fails on it raises one line."""
+def measure(net: nn.Module, objective: Objective, images: Tensor, units: Sequence[int], k: int) -> Tensor:
+    """The objective [U] of images [U * k, C, H, W] (k per unit, unit-major), untransformed in fp32, mean per unit."""
+    idx = torch.tensor(units, device=images.device).repeat_interleave(k)
+    return objective(net(images.float()).float(), idx).view(len(units), k).mean(1)
+
+
+def probe(net: nn.Module, shape: tuple[int, int, int], device: torch.device) -> Tensor:
+    """The truncated model's output [1, ...] (fp32) for one grey [C, H, W] image; a model that fails on it raises one
+    line."""
     with torch.inference_mode():
         try:
-            return net(torch.full((1, *shape), 0.5, device=device)).shape[1]
+            return net(torch.full((1, *shape), GREY, device=device)).float()
         except torch.OutOfMemoryError:
             raise
         except RuntimeError as err:

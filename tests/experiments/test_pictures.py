@@ -204,6 +204,31 @@ def test_ascent_snapshots_do_not_repeat_the_last_step_and_need_snapshots(tmp_pat
     assert not any("snapshots" in p.name for p in (tmp_path / "units").iterdir())
 
 
+def reddish(region: np.ndarray) -> bool:
+    """Whether a region holds flag text: some strongly red pixels."""
+    r, g, b = (region[..., i].astype(int) for i in range(3))
+    return bool(((r > 150) & (g < 80) & (b < 80)).any())
+
+
+def test_a_flagged_unit_says_so_under_its_tile_and_in_its_title(tmp_path: Path) -> None:
+    result = Ascent(images=constant((0.5, 0.5, 0.5), 2), units=(0, 6), layer="conv2", activation=torch.tensor([-0.2, 1.0]),
+                    snapshots={}, steps=4, start=torch.tensor([0.1, 0.0]), grey=torch.tensor([0.0, 0.0]))
+    assert result.flags == {"activation": {0: "flagged: objective ended below its start (-0.2 < 0.1)"}}
+    assert pictures.unit_flags(result) == {0: "objective ended below its start"}
+    pictures.save_result_pictures(tmp_path, "gradient_ascent", result, preset="quick")
+    grid = read(tmp_path / "grids" / "gradient_ascent__conv2.png")
+    top, _, bottom, _ = box_of(grid, (128, 128, 128))
+    tiles_left = np.nonzero((grid[top] == 128).all(-1))[0]
+    split = (tiles_left.min() + tiles_left.max()) // 2  # unit 0's tile on the left, unit 6's on the right
+    assert reddish(grid[bottom:, :split]) and not reddish(grid[bottom:, split:]) and not reddish(grid[:top])
+    own = read(tmp_path / "units" / "gradient_ascent__conv2__0.png")
+    other = read(tmp_path / "units" / "gradient_ascent__conv2__6.png")
+    own_top, other_top = box_of(own, (128, 128, 128))[0], box_of(other, (128, 128, 128))[0]
+    assert reddish(own[:own_top]) and not reddish(other[:other_top]) and not reddish(other)
+    plain = pictures.sheet(pictures.tiles(result.images[1:]), ["unit 6"], pictures.unit_title("gradient_ascent", "quick", "conv2", 6), 1)
+    assert (other == np.asarray(plain)).all()  # an unflagged unit's picture is what it was without flags
+
+
 def test_save_pictures_keeps_the_arrays(tmp_path: Path) -> None:
     result, data = occlusion_result()
     run_module.save_pictures(tmp_path, "occlusion", result, data, "default")

@@ -172,8 +172,9 @@ def test_gradient_ascent_contenders_feed_the_model_the_same_images(monkeypatch: 
         batches[c.name] = [shape[0] for shape in shapes]
     assert not used["vizbench"] & used["bare"] and not used["lucent"] & (used["vizbench"] | used["bare"])  # own copies
     steps, units = GA["params"]["steps"], GA["units"]
-    # vizbench: a one-image shape probe, `steps` batched forwards and one to read the final activations
-    assert batches["vizbench"] == [1] + [units] * (steps + 1)
+    # vizbench: a one-image shape probe (also the grey reference), `steps` batched forwards, one to read the start
+    # images' objective and one to read the final activations
+    assert batches["vizbench"] == [1] + [units] * (steps + 2)
     assert batches["bare"] == [units] * steps
     assert batches["lucent"] == [1] * (units * steps)  # one unit per call, batch 1
 

@@ -7,7 +7,7 @@ import yaml
 from torch import nn
 
 from methods.base import Normalize, Target, read_out, truncate
-from methods.gradient_ascent import visualize
+from methods.gradient_ascent import Ascent, visualize
 from methods.gradient_ascent.objectives import channel
 
 PRESETS = sorted(Path(__file__).resolve().parents[2].glob("conf/method/gradient_ascent/*.yaml"))
@@ -125,6 +125,17 @@ def test_trace_is_the_objective_after_each_step(extra):
     assert torch.all(went < 0) if extra.get("minimize") else torch.all(went > 0)
 
 
+def test_snapshots_of_clamped_pixels_keep_their_step():
+    # a clamped pixel image is its parameter itself: a snapshot must be a copy, not a view the later steps change
+    net, target = tiny(), Target("4", (0, 1))
+    v = visualize(net, target, input_size=16, steps=10, snapshots=(1, 5), **ERHAN)
+    with torch.no_grad():
+        for s, images in v.snapshots.items():
+            expected = read_out(truncate(net, "4")(images), target, torch.tensor(target.units))
+            torch.testing.assert_close(v.trace[s - 1], expected, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(v.snapshots[1], v.images)
+
+
 def test_trace_with_transforms_ends_at_the_activation():
     v = visualize(tiny(), Target("4", (0, 1)), input_size=16, **QUICK)  # rows before the last see jittered inputs
     assert v.trace.shape == (QUICK["steps"], 2) and torch.isfinite(v.trace).all()
@@ -148,6 +159,68 @@ def test_minimize_lowers_the_activation_below_a_grey_images():
     assert torch.all(low.values["activation"] < grey)
     raw = read_out(truncate(net, "4")(low.images), target, torch.tensor([0, 1, 2]))
     assert torch.allclose(low.values["activation"], raw, atol=1e-5)  # the raw activation, not the negated objective
+
+
+class Squared(nn.Module):
+    """Each input value squared: a unit whose channel objective is the mean squared deviation from grey."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x
+
+
+def squared_deviation(factor: float, **extra) -> Ascent:
+    """One SGD step on raw pixels (clamped to [0, 1]) of units whose channel objective is mean((x - 0.5)^2), with
+    the lr that makes the step add (factor - 1) (x - 0.5) to each pixel of the unit's channel (no l2 penalty)."""
+    identity = nn.Conv2d(3, 3, 1, groups=3, bias=False)
+    nn.init.ones_(identity.weight)
+    net = nn.Sequential(identity, Squared()).eval()
+    side = 8
+    lr = abs(factor - 1) * side * side / 2  # d mean((x - .5)^2) / dx = 2 (x - .5) / (h w)
+    return visualize(net, Target("1", (0, 1, 2)), input_size=side, normalize=Normalize([0.5] * 3, [1.0] * 3),
+                     param="pixel", squash="clamp", decorrelate=False, optimizer="sgd", lr=lr, steps=1,
+                     transforms="none", init_sd=0.01, **extra)
+
+
+@pytest.mark.parametrize("v, side, where", [
+    # ascent on -(x - .5)^2 overshooting grey: each deviation x -99, so the objective falls from any start
+    (lambda: squared_deviation(-99, objective=-1.0 * channel()), "below", "a grey image"),
+    (lambda: squared_deviation(-99, minimize=True), "above", "a grey image"),  # its mirror: descent on (x - .5)^2
+    # an l2 penalty twice the objective's pull: the step halves the deviations, the objective falls to a quarter
+    (lambda: squared_deviation(0.5, l2=6.0), "below", "its start"),
+], ids=["overshoot", "overshoot-minimize", "penalty"])
+def test_an_objective_that_ends_worse_than_its_start_or_grey_is_flagged(v, side, where):
+    v = v()
+    start, grey, final = v.values["objective_start"], v.values["objective_grey"], v.values["activation"]
+    assert torch.all(grey == 0) and torch.all(start != 0)
+    ref = torch.minimum(start, grey) if side == "above" else torch.maximum(start, grey)
+    assert torch.all(final > ref if side == "above" else final < ref)
+    flags = v.flags["activation"]
+    assert sorted(flags) == list(v.units)
+    for i, u in enumerate(v.units):
+        sign = ">" if side == "above" else "<"
+        assert flags[u] == f"flagged: objective ended {side} {where} ({float(final[i]):.4g} {sign} {float(ref[i]):.4g})"
+
+
+def test_start_and_grey_are_measured_like_the_activation():
+    net, target = tiny(), Target("4", (0, 1, 2))
+    still = visualize(net, target, input_size=16, param="pixel", squash="clamp", decorrelate=False, optimizer="sgd",
+                      lr=1e-12, steps=1, transforms="none")  # the images do not move: final = start
+    torch.testing.assert_close(still.values["objective_start"], still.activation, rtol=0, atol=1e-6)
+    grey = read_out(truncate(net, "4")(torch.full((1, 3, 16, 16), 0.5)), target).squeeze(0)
+    torch.testing.assert_close(still.values["objective_grey"], grey, rtol=1e-5, atol=1e-6)
+    long = visualize(net, target, input_size=16, units_per_batch=2, images_per_unit=2, **QUICK)  # start: before step 1
+    short = visualize(net, target, input_size=16, units_per_batch=2, images_per_unit=2, **{**QUICK, "steps": 1})
+    torch.testing.assert_close(long.values["objective_start"], short.values["objective_start"])
+    assert not torch.allclose(long.values["objective_start"], long.trace[0])
+
+
+def test_a_normal_run_on_planted_conv1_is_not_flagged():
+    from experiments.zoo.planted import build_planted
+
+    spec = build_planted()
+    v = visualize(spec.model, Target("conv1", tuple(range(12))), input_size=64, normalize=spec.normalizer(), **QUICK)
+    assert v.flags == {"activation": {}}
+    assert torch.all(v.activation > torch.maximum(v.values["objective_start"], v.values["objective_grey"]))
 
 
 def test_diversity_lowers_gram_similarity():
