@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from experiments import tables
 from experiments.compare import (find_runs, format_notes, format_table, incomplete_runs, load_results, save_results,
                                  summarize)
+from experiments.progress import job_line
 from experiments.report import natural_key, with_layer, write_report
 from experiments.runfolder import FolderRefused
 from methods.base import one_line
@@ -107,6 +110,13 @@ class AggregateSweep(Callback):
         except FolderRefused as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(1)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A sweep job's one line as it starts: which job of how many, what it runs, the sweep's time left."""
+        hydra = HydraConfig.get()
+        if hydra.mode == RunMode.MULTIRUN and config.get("method") is not None and config.get("progress", True):
+            what = f"{config.method.name}/{config.method.preset} on {config.model.name or config.model.source}"
+            print(job_line(hydra.job.num, what), file=sys.stderr, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Write the sweep's tables, unlock, and exit 1 when a job failed (its reason is in summary.md)."""

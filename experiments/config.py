@@ -72,6 +72,7 @@ class MetricsConf:
 
     enabled: List[str] = field(default_factory=lambda: ["all"])
     randomization: bool = True  # the model randomization test (re-runs the method on a randomized model)
+    reruns: bool = True  # seed_ssim and mis_proxy, which re-run the method (another seed, minimize); metrics=fast: off
     randomization_mode: str = "cascading"  # cascading | independent
     randomization_curve: bool = False  # Adebayo et al. 2018 Fig. 2: cascade_* rows, one re-run per cascade step
     cascade_layers: List[str] = field(default_factory=list)  # the curve's steps (empty: the model's target layers)
@@ -101,7 +102,7 @@ class SpeedConf:
 class VizbenchConf:
     """The whole run config."""
 
-    experiment: str = "default"
+    experiment: str = "single"
     runner: str = "experiments.run.quality_run"  # the function that runs the experiment (speed: experiments.speed.run_speed)
     seed: int = 0
     device: str = "auto"

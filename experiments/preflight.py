@@ -7,6 +7,7 @@ import io
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
@@ -22,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from experiments.config import register
+from experiments.progress import SWEEP_JOBS, SWEEP_START
 from experiments.runfolder import computing, refuse_other_config
 from experiments.validate import check_run, unknown_key, unused_overrides
 from methods.base import invalid_choice
@@ -39,10 +41,13 @@ def preflight(argv: Sequence[str]) -> None:
             args = get_args_parser().parse_args(list(argv))
     except SystemExit:
         return  # a bad flag: Hydra's own parser says so and exits
+    if getattr(args, "cfg", None):
+        note_first_job(args)
     if any(getattr(args, flag, None) for flag in SKIPPED_FLAGS):
         return
     try:
-        for job in job_configs(args.overrides, args.multirun, args.config_name or "config"):
+        jobs = job_configs(args.overrides, args.multirun, args.config_name or "config")
+        for job in jobs:
             try:
                 check_run(job.cfg)
                 unused_overrides(job.cfg, job.overrides)
@@ -54,6 +59,27 @@ def preflight(argv: Sequence[str]) -> None:
     except Exception as err:  # noqa: BLE001 - Hydra's composition errors are many types, all bad input
         print(f"error: {message(err)}", file=sys.stderr)
         sys.exit(1)
+    if jobs[0].label:  # a sweep: its size and start, for each job's progress line
+        os.environ[SWEEP_JOBS], os.environ[SWEEP_START] = str(sweep_size(args)), str(time.time())
+
+
+def sweep_size(args: Any) -> int:
+    """How many jobs the command line's sweep makes (every job, not just those the preflight checks)."""
+    register()
+    parser = OverridesParser.create()
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        return len(sweep_jobs(parser, args.overrides, args.config_name or "config"))
+
+
+def note_first_job(args: Any) -> None:
+    """With --cfg, say on stderr when the command is a sweep: Hydra prints the first job's config only."""
+    try:
+        jobs = job_configs(args.overrides, args.multirun, args.config_name or "config")
+        if jobs[0].label:
+            print(f"note: this command is a sweep of {sweep_size(args)} jobs; --cfg shows the first ({jobs[0].label})",
+                  file=sys.stderr)
+    except Exception:  # noqa: BLE001 - Hydra reports bad input itself
+        pass
 
 
 def is_hydra(override: str) -> bool:
@@ -96,12 +122,20 @@ def composed_jobs(parser: OverridesParser, parsed: list[Override], overrides: li
     if not base.hydra.sweeper._target_.endswith("BasicSweeper"):
         return [Job("", [], base, None)]
     hydra_overrides = [o for o in overrides if is_hydra(o)]
-    params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
-    task = parser.parse_overrides(params + [o for o in overrides if not is_hydra(o)])
-    jobs = BasicSweeper.split_arguments(task, None)[0]
+    jobs = sweep_jobs(parser, overrides, config_name, base)
     chosen = covering(jobs)
     composed = [(i, compose(config_name, overrides=hydra_overrides + jobs[i], return_hydra_config=True)) for i in chosen]
     return [Job(" ".join(jobs[i]), jobs[i], cfg, folder_of(cfg, i)) for i, cfg in composed]
+
+
+def sweep_jobs(parser: OverridesParser, overrides: list[str], config_name: str, base: DictConfig | None = None,
+               ) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper makes them from the sweeper params and the command line."""
+    fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
+    base = base if base is not None else compose(config_name, overrides=fixed, return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
+    task = parser.parse_overrides(params + [o for o in overrides if not is_hydra(o)])
+    return BasicSweeper.split_arguments(task, None)[0]
 
 
 def covering(jobs: list[list[str]], limit: int = ALL_JOBS_UP_TO) -> list[int]:

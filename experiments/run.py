@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_method as import_function
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
 from experiments import pictures, tables
 from experiments.adapters import Method, RunOptions
@@ -24,6 +24,7 @@ from experiments.data import build_data
 from experiments.data.spec import DataSpec
 from experiments.devices import device_label, resolve_device
 from experiments.preflight import preflight
+from experiments.progress import RunProgress
 from experiments.runfolder import FolderRefused, RunFolder, run_id
 from experiments.scoring import Scoring, label, score, unit_reasons
 from experiments.targets import resolve_targets
@@ -73,8 +74,11 @@ def visualize_target(method: Method, spec: ModelSpec, data: Any, target: Target,
     rows = [{"layer": result.layer, "unit": None, **r} for r in speed_rows(timing, result.work)]
     if batch_used is not None:
         rows.append({"layer": result.layer, "unit": None, "metric": "batch_size_used", "value": float(batch_used)})
+    flags = result.flags
     for name, values in result.values.items():
-        rows += [{"layer": result.layer, "unit": u, "metric": name, "value": float(v)} for u, v in zip(result.units, values.tolist())]
+        status = flags.get(name, {})
+        rows += [{"layer": result.layer, "unit": u, "metric": name, "value": float(v), "status": status.get(u, "ok")}
+                 for u, v in zip(result.units, values.tolist())]
     return result, rows
 
 
@@ -114,11 +118,15 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
     spec = build_model(cfg.model)
     spec.model.to(device).eval()
     data = build_data(cfg.data, spec.hw, spec.in_channels)
+    if method.sized is not None:
+        params = method.sized(params, tuple(data.images.shape[-2:]))
     targets = targets_for(cfg, method, spec)
     for target in targets if method.check_target else ():
         method.check_target(spec, data, target, params)
+    progress = RunProgress(f"{method.name}/{cfg.method.preset} on {cfg.model.name or cfg.model.source}", len(targets),
+                           cfg.progress)
     opts = RunOptions(seed=cfg.seed, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
-                      progress=cfg.progress, n_images=cfg.method.n_images,
+                      progress=progress.bars, n_images=cfg.method.n_images,
                       images=tuple(cfg.method.images) if cfg.method.images is not None else None)
     settings = metric_settings(cfg)
     folder.context.update(weights=spec.weights, device=device_label(device))
@@ -126,21 +134,28 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
     if data.skipped:
         log.warning("data %s: skipped %d unreadable image(s), listed above", data.name, len(data.skipped))
         folder.add([{"metric": "images_skipped", "value": float(len(data.skipped))}])
-    bar = tqdm(targets, desc=f"{method.name}/{cfg.method.preset} on {folder.context['model']}", disable=not cfg.progress,
-               file=sys.stderr)
-    for target in bar:
-        bar.set_postfix_str(target.layer)
+    log.info("data %s: %d images at %s px", data.name, len(data.images), "x".join(map(str, data.images.shape[-2:])))
+    for target in targets:
+        start = time.perf_counter()
+        method_s = 0.0
         try:
+            progress.stage(target.layer, "method")
             result, rows = visualize_target(method, spec, data, target, params, opts)
             save_pictures(folder.path, method.name, result, data, cfg.method.preset)
+            method_s = time.perf_counter() - start
+            progress.stage(target.layer, "metrics")
             scoring = Scoring(method, spec, data, target, params, opts, settings)
             scored = [{"layer": result.layer, **r} for r in score(scoring, result)]
             rows = (label(rows, unit_reasons(scoring, result)) if scored else rows) + scored
+            rows.append({"layer": result.layer, "unit": None, "metric": "metrics_time_s",
+                         "value": time.perf_counter() - start - method_s})
         except Exception as err:  # a failed target is recorded and fails the run, but the other targets still run
             log_traceback(err)
             rows = [{"layer": target.layer, "unit": None, "metric": "error", "value": float("nan"),
                      "status": f"failed: {one_line(err)}"}]
         folder.add(rows)
+        progress.finished(target.layer, method_s, time.perf_counter() - start - method_s)
+    progress.close()
     return folder.finish(tables.summary_markdown)
 
 

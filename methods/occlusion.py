@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -70,8 +71,8 @@ def visualize(
     target: Target,
     *,
     normalize: nn.Module | None = None,
-    window: int = 8,
-    stride: int = 4,
+    window: int | str = "auto",
+    stride: int | str = "auto",
     fill: str | float = "grey",
     batch_size: int = 64,
     reduce: str = "mean",
@@ -83,6 +84,8 @@ def visualize(
     """Occlusion maps of `images` [N, C, H, W] in [0, 1] for every unit of `target` (class, channel or neuron).
 
     Args:
+        window, stride: in pixels; "auto" = an eighth of the shorter image side (8 px at 64, 28 at 224) and half
+            the window (see `sizes`).
         fill: what hides a window: "grey" (0.5), "zero", "mean" (the image's mean colour), "blur" (the blurred
             image), or a number.
         reduce: channel targets: "mean" (spatial mean) or "max" (feature-map max, Zeiler & Fergus Fig. 7).
@@ -94,6 +97,7 @@ def visualize(
 
     Returns the heatmaps [U*N, 3, H, W] (RGB whatever C, unit-major) and the raw maps [N, U, H, W] (see OcclusionMaps).
     """
+    window, stride = sizes(window, stride, images.shape[-2:])
     _check(images, target, window, stride, fill, batch_size, reduce, output)
     device = next(model.parameters()).device
     images = images.to(device)
@@ -143,6 +147,14 @@ def baseline(images: Tensor, fill: str | float, window: int) -> Tensor | float:
     sigma = window / 2
     kernel = min(2 * math.ceil(3 * sigma) + 1, 2 * min(images.shape[-2:]) - 1)
     return gaussian_blur(images, [kernel, kernel], [sigma, sigma])
+
+
+def sizes(window: int | str, stride: int | str, hw: Sequence[int]) -> tuple[int, int]:
+    """The window and stride in pixels for images of side (h, w): "auto" window = an eighth of the shorter side
+    (at least 1), "auto" stride = half the window (at least 1)."""
+    check_params(window=window, stride=stride)
+    window = max(1, round(min(hw) / 8)) if window == "auto" else window
+    return window, max(1, window // 2) if stride == "auto" else stride
 
 
 def window_starts(size: int, window: int, stride: int, device: torch.device | None = None) -> Tensor:
@@ -201,7 +213,7 @@ def _drops(
     if progress:
         from tqdm.auto import tqdm
 
-        chunks = tqdm(chunks, desc="occlusion", unit="batch")
+        chunks = tqdm(chunks, desc="occlusion", unit="batch", leave=False)
     for start in chunks:
         b, (i, j) = which[start:start + batch_size], grid[start:start + batch_size].T
         occluded = occlude(images, base, b, rows[i], cols[j], window)
@@ -259,12 +271,16 @@ def _check(
         raise ValueError(f"output='prob' needs a class target; got kind {target.kind!r}")
 
 
-def check_params(window: int = 8, stride: int = 4, fill: str | float = "grey", batch_size: int = 64,
-                 reduce: str = "mean", output: str = "logit", skip_outside_rf: bool = True) -> None:
+def check_params(window: int | str = "auto", stride: int | str = "auto", fill: str | float = "grey",
+                 batch_size: int = 64, reduce: str = "mean", output: str = "logit", skip_outside_rf: bool = True,
+                 ) -> None:
     """One-line ValueErrors for settings that are wrong whatever the model and images."""
-    if window < 1:
-        raise ValueError(f"window={window} must be >= 1")
-    if not 0 < stride <= window:
+    for name, value in (("window", window), ("stride", stride)):
+        if isinstance(value, str) and value != "auto":
+            raise ValueError(f"{name}={value!r} must be a number of pixels or 'auto'")
+        if not isinstance(value, str) and value < 1:
+            raise ValueError(f"{name}={value} must be >= 1")
+    if not isinstance(window, str) and not isinstance(stride, str) and stride > window:
         raise ValueError(f"stride={stride} must be in 1..window={window}, so every pixel is covered")
     if isinstance(fill, str) and fill not in FILLS:
         raise invalid_choice("fill", fill, FILLS, " (or a number)")

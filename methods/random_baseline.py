@@ -79,11 +79,12 @@ def random_ascent(model: nn.Module, target: Target, *, input_size: int | tuple[i
                   trace=torch.empty(0, len(target.units)))  # no steps, so nothing to trace
 
 
-def random_maps(images: Tensor, target: Target, *, seed: int = 0, window: int = 8, stride: int = 4,
+def random_maps(images: Tensor, target: Target, *, seed: int = 0, window: int | str = "auto", stride: int | str = "auto",
                 image_ids: Tensor | None = None) -> OcclusionMaps:
     """Occlusion-shaped maps of `images` [N, C, H, W]: a standard normal drop per window, spread as occlusion does;
     each (unit, image id) has its own stream (image_ids: the images' data indices, default 0..N-1)."""
     n, _, h, w = images.shape
+    window, stride = occlusion.sizes(window, stride, (h, w))
     ids = range(n) if image_ids is None else image_ids.tolist()
     rows, cols = occlusion.window_starts(h, window, stride), occlusion.window_starts(w, window, stride)
     drops = torch.stack([torch.stack([torch.randn(len(rows), len(cols), generator=generator(seed, 3, u, j))
@@ -124,7 +125,7 @@ def random_patches(model: nn.Module, images: Tensor, target: Target, *, normaliz
 def visualize(model: nn.Module, target: Target, images: Tensor | None = None, image_ids: Tensor | None = None, *,
               like: str = "occlusion", input_size: int | tuple[int, int] = 64, normalize: nn.Module | None = None,
               seed: int = 0, normalization: str = "per_filter", rgb_channels: Sequence[int] | None = None,
-              images_per_unit: int = 1, window: int = 8, stride: int = 4, fill: str | float = "grey",
+              images_per_unit: int = 1, window: int | str = "auto", stride: int | str = "auto", fill: str | float = "grey",
               reduce: str = "mean", output: str = "logit", k: int = 9, crop_size: int | None = None,
               minimize: bool = False) -> Visualization:
     """The result method `like` would give, drawn at random (images: the data to map or crop from; image_ids:
@@ -149,7 +150,7 @@ def visualize(model: nn.Module, target: Target, images: Tensor | None = None, im
 
 
 def check_params(like: str = "occlusion", normalization: str = "per_filter", images_per_unit: int = 1,
-                 window: int = 8, stride: int = 4, fill: str | float = "grey", reduce: str = "mean",
+                 window: int | str = "auto", stride: int | str = "auto", fill: str | float = "grey", reduce: str = "mean",
                  output: str = "logit", k: int = 9, crop_size: int | None = None, minimize: bool = False,
                  rgb_channels: Sequence[int] | None = None) -> None:
     """One-line errors for settings that are wrong whatever the model: the stood-in method's own checks."""

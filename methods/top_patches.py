@@ -116,7 +116,7 @@ def _batches(images: Tensor | Iterable[Tensor], batch_size: int, progress: bool)
     if progress:
         from tqdm.auto import tqdm
 
-        batches = tqdm(batches, desc="top patches", unit="batch")
+        batches = tqdm(batches, desc="top patches", unit="batch", leave=False)
     return batches
 
 

@@ -57,6 +57,8 @@ class Method:
     scaled: str = "images"  # what speed.scale multiplies: "images" (a case's images) or a param name (e.g. steps)
     smoke: Callable[[int], list[str]] | None = None  # input side -> Hydra overrides of a cheap run of this method
     # (experiments.coverage runs every method that has one on every model)
+    sized: Callable[[dict[str, Any], tuple[int, int]], dict[str, Any]] | None = None  # (params, the data images'
+    # (h, w)) -> params with sizes given relative to the images resolved to pixels (occlusion's window=auto)
     order: int = 99  # where the gallery lists it: the four families as the mission names them (weights 0,
     # gradient ascent 1, occlusion 2, top patches 3), others after
 

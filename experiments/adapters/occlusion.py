@@ -62,7 +62,7 @@ def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]
 
     Work: perturbations = images x windows of the full map x units, the same for every contender.
     """
-    target, p = s.case.target(), s.params
+    target, p = s.case.target(), sized(s.params, (s.size, s.size))
     model = formatted(s)
     images = prepare_input(s.images, s.device, s.channels_last)
     bs = p["batch_size"]
@@ -70,7 +70,7 @@ def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]
     def vizbench() -> Any:
         with autocast(s.device, s.amp):
             result = occlusion.visualize(model, images, target, normalize=s.normalize, channels_last=s.channels_last,
-                                         **s.case.params)
+                                         **{**s.case.params, "window": p["window"], "stride": p["stride"]})
         s.state["forwards"] = len(images) + result.perturbations
         return result
 
@@ -104,6 +104,13 @@ def captum_fn(s: Setup, model: nn.Module, images: Tensor, params: dict[str, Any]
     return run
 
 
+def sized(params: dict[str, Any], hw: tuple[int, int]) -> dict[str, Any]:
+    """params with window and stride in pixels for images of side `hw` (their "auto" resolved)."""
+    full = {**METHOD.defaults(), **params}
+    window, stride = occlusion.sizes(full["window"], full["stride"], hw)
+    return {**params, "window": window, "stride": stride}
+
+
 def check_target(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any]) -> None:
     """A target kind occlusion reads, and a window no larger than the images."""
     if target.kind not in occlusion.KINDS:
@@ -121,6 +128,7 @@ METHOD = Method(
     name="occlusion", order=2, visualize=occlusion.visualize, call=call, inputs="images", check=occlusion.check_params,
     schema=signature_schema(occlusion.visualize), batch="batch_size", contenders=contenders,
     peers={"captum_occlusion": ("captum.attr", "experiments.peers.captum_occlusion")}, check_target=check_target,
+    sized=sized,
     smoke=lambda side: ["method=occlusion", f"method.params.window={max(1, side // 4)}",
                         f"method.params.stride={max(1, side // 4)}", "method.n_images=1"],  # 4x4 windows, one image
 )

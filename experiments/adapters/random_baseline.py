@@ -60,4 +60,5 @@ METHOD = Method(
     name="random_baseline", visualize=random_baseline.visualize, call=call, inputs="images",
     check=random_baseline.check_params, schema=signature_schema(random_baseline.visualize), stochastic=True,
     default_targets=default_targets, check_target=check_target,
+    sized=lambda params, hw: occlusion_adapter.sized(params, hw) if settings(params)["like"] == "occlusion" else params,
 )

@@ -53,6 +53,7 @@ class Scoring:
             "stochastic": lambda: self.method.stochastic,
             "layer": lambda: bool(self.target.layer),
             "several_images": lambda: result.images_per_unit > 1,
+            "rerun": lambda: bool(self.settings.reruns),
         }[need]()
 
     def memo(self, key: str, make: Callable[..., Any], *args: Any) -> Any:

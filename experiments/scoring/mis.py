@@ -117,7 +117,7 @@ def mis_rows(s: Scoring, units: tuple[int, ...], maxima: list[Tensor], minima: l
     return rows
 
 
-@metric("mis_proxy", Ascent, "higher")
+@metric("mis_proxy", Ascent, "higher", needs=("rerun",))
 def ascent_mis_proxy(s: Scoring, result: Ascent) -> list[Row]:
     """mis_proxy of feature visualizations against the minimizing ones (each cropped at its own peak)."""
     low = minimized(s)
@@ -125,7 +125,7 @@ def ascent_mis_proxy(s: Scoring, result: Ascent) -> list[Row]:
     return mis_rows(s, result.units, result.unit_images(), minima, [[] for _ in result.units], crop=True)
 
 
-@metric("mis_proxy", TopPatches, "higher")
+@metric("mis_proxy", TopPatches, "higher", needs=("rerun",))
 def patches_mis_proxy(s: Scoring, result: TopPatches) -> list[Row]:
     """mis_proxy of the top patches against the bottom patches (receptive-field crops already); queries never
     come from either's source images."""

@@ -14,7 +14,7 @@ from methods.base import Visualization, invalid_choice
 Row = dict[str, Any]
 BETTER = ("higher", "lower", "descriptive")
 NEEDS = ("ground_truth", "masks", "labels", "randomization", "randomization_curve", "stochastic", "layer",
-         "several_images")
+         "several_images", "rerun")  # rerun: the metric runs the method again (off under metrics=fast)
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ def test_every_metric_runs_on_one_and_four_channel_models(tmp_path: Path, factor
     # the metrics' own receptive fields and model passes take the model's channels (mis_proxy once fed 3)
     path = arrays_file(tmp_path / "images.npz", 40, channels, size)
     cfg = make_cfg("progress=false", *custom(factory, str(size), channels), "data=arrays", f"data.path={path}",
-                   "data.n=40", f"method={method}")
+                   "data.n=40", f"method={method}", "metrics=full")
     OmegaConf.set_struct(cfg, False)
     cfg.output_dir = str(tmp_path / "run")
     df = run_module.run(cfg)
@@ -154,11 +154,11 @@ def test_every_metric_runs_on_one_and_four_channel_models(tmp_path: Path, factor
 
 
 def test_mis_proxy_with_too_few_images_is_degenerate_not_failed(tmp_path: Path) -> None:
-    # skimage has 7 photos and top patches takes them all as explanation sources: no query images are left
-    cfg = make_cfg("progress=false", *custom("make_gray_cnn", "28", 1), "data=skimage", "method=top_patches",
-                   "metrics.enabled=[mis_proxy]")
+    # as many images as max references (metrics.mis_references=9): top patches takes them all, no queries are left
+    cfg = make_cfg("progress=false", *custom("make_gray_cnn", "28", 1), "data=skimage", "data.n=9",
+                   "method=top_patches", "metrics=full", "metrics.enabled=[mis_proxy]")
     OmegaConf.set_struct(cfg, False)
     cfg.output_dir = str(tmp_path / "run")
     rows = run_module.run(cfg).query("metric == 'mis_proxy'")
-    assert len(rows) and rows.status.str.startswith("degenerate: only 0 images left after excluding 7").all()
+    assert len(rows) and rows.status.str.startswith("degenerate: only 0 images left after excluding 9").all()
     assert rows.value.isna().all()

@@ -84,7 +84,7 @@ CASES = {
     "amp_fp8": (["amp=fp8"], "'fp8'"),
     "amp_fp16_cpu": (["amp=fp16", "device=cpu"], "fp16"),
     "device": (["device=tpu"], "'tpu'"),
-    "randomization_mode": (["metrics=default", "metrics.randomization_mode=sideways"], "'sideways'"),
+    "randomization_mode": (["metrics=full", "metrics.randomization_mode=sideways"], "'sideways'"),
     "enabled": (["metrics.enabled=[nosuch_metric]"], "'nosuch_metric'"),
     "mis_tasks": (["metrics.mis_tasks=0"], "metrics.mis_tasks=0"),
     "mis_references": (["metrics.mis_references=0"], "metrics.mis_references=0"),
@@ -161,7 +161,8 @@ def test_bad_input_exits_non_zero_with_one_error_line_naming_it(case: str, files
 def test_bad_input_in_any_job_stops_the_default_sweep_before_its_first_job(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch,
                                                                            capfd: pytest.CaptureFixture) -> None:
-    code = cli([f"hydra.sweep.dir={tmp_path}", "progress=false", "model=torchvision", "model.name=resnet181"], monkeypatch)
+    code = cli([f"hydra.sweep.dir={tmp_path}", "experiment=default", "progress=false", "model=torchvision",
+                "model.name=resnet181"], monkeypatch)
     lines = capfd.readouterr().err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "'resnet181'" in lines[0] and "sweep job" in lines[0]
     assert not tmp_path.exists() or not any(tmp_path.iterdir())

@@ -30,7 +30,8 @@ def check_option(group: str, option: str, cfg) -> None:
     elif group == "experiment":
         assert cfg.experiment == option
     else:
-        assert cfg.metrics.randomization == (option == "default") and isinstance(cfg.metrics.mis_tasks, int)
+        assert cfg.metrics.randomization == cfg.metrics.reruns == (option == "full")
+        assert isinstance(cfg.metrics.mis_tasks, int)
 
 
 @pytest.mark.parametrize("group", ["method", "model", "data", "experiment", "metrics"])
@@ -61,12 +62,22 @@ def test_wrong_type_fails_naming_key() -> None:
     assert "seed" in str(err.value)
 
 
-def test_default_experiment_sweeps_models_and_methods() -> None:
+def test_default_experiment_sweeps_models_and_methods_with_every_metric() -> None:
     from hydra import compose, initialize_config_module
     with initialize_config_module(config_module="conf", version_base="1.3"):
-        cfg = compose(config_name="config", return_hydra_config=True)
-    assert cfg.hydra.mode.name == "MULTIRUN"
+        cfg = compose(config_name="config", overrides=["experiment=default"], return_hydra_config=True)
+    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.metrics.randomization and cfg.metrics.reruns
     assert set(cfg.hydra.sweeper.params.model.split(",")) == {"planted", "shapes_cnn"}
+
+
+@pytest.mark.parametrize("overrides", [[], ["model=resnet18", "method=occlusion"], ["model=torchvision",
+                                                                                     "model.name=vgg11"]])
+def test_a_command_without_experiment_or_m_is_one_run_with_fast_metrics(overrides: list[str]) -> None:
+    from hydra import compose, initialize_config_module
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    assert cfg.hydra.mode is None or cfg.hydra.mode.name == "RUN"
+    assert cfg.experiment == "single" and not cfg.metrics.randomization and not cfg.metrics.reruns
 
 
 def test_slurm_launcher_config_composes() -> None:

@@ -23,7 +23,7 @@ from tests.conftest import make_cfg
 
 LIKES = {"raw_weights": Filters, "gradient_ascent": Ascent, "occlusion": OcclusionMaps, "top_patches": TopPatches}
 # what the default sweep runs for each family (conf/experiment/default.yaml)
-REAL = {"raw_weights": "raw_weights", "gradient_ascent": "gradient_ascent/olah2017_short", "occlusion": "occlusion",
+REAL = {"raw_weights": "raw_weights", "gradient_ascent": "gradient_ascent/pixel_short", "occlusion": "occlusion",
         "top_patches": "top_patches"}
 
 

@@ -167,7 +167,7 @@ def test_natural_order_of_job_folders() -> None:
     assert sorted(["s/10", "s/2", "s/1"], key=natural_key) == ["s/1", "s/2", "s/10"]
 
 
-SMALLER = ["metrics.enabled=[cascade_spearman,gt_corr]", "metrics.randomization_curve=true", "data.n=32",
+SMALLER = ["experiment=default", "metrics.enabled=[cascade_spearman,gt_corr]", "metrics.randomization_curve=true", "data.n=32",
            "progress=false"]  # the default experiment with fewer images and metrics, and the randomization curve
 
 
@@ -191,7 +191,7 @@ def test_planted_unit_pages_show_every_method_that_applies(default_sweep: Path) 
         assert re.findall(r"<h2>(\w+)</h2>", page) == families, layer
         cards = re.findall(r'<div class="card" id="[^"]+"><h4>([^<]+)</h4>(.*?)<p>run: ', page)
         assert [label.split(" ")[0] for label, _ in cards] == [m for f in families for m in (
-            f"{f}/{'olah2017_short' if f == 'gradient_ascent' else 'default'}", f"random_baseline/{f}")]
+            f"{f}/{'pixel_short' if f == 'gradient_ascent' else 'default'}", f"random_baseline/{f}")]
         assert all("<img " in card and "gt_corr ↑:" in card for _, card in cards)
     assert "top_patches__conv2__0__context.png" in (gallery / "conv2" / "unit_0.html").read_text()
     assert broken(default_sweep) == []

@@ -39,6 +39,20 @@ def test_sweep_writes_one_run_folder_per_job(tmp_path: Path, launcher: str) -> N
     assert (tmp_path / "results.parquet").exists()
 
 
+def test_progress_piped_is_plain_lines_one_per_target_and_per_job(tmp_path: Path) -> None:
+    quiet = [a for a in SMALL if a != "progress=false"]
+    run = run_cli("model=planted", *quiet, f"hydra.run.dir={tmp_path / 'run'}")
+    sweep = run_cli("-m", "model=planted", "seed=0,1", *quiet, f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    for proc in (run, sweep):
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "\x1b" not in proc.stdout + proc.stderr and "\r" not in proc.stderr  # no bars, no escape codes
+    assert "raw_weights/default on planted [1/1] conv1: method" in run.stderr and "done in" in run.stderr
+    jobs = [line for line in sweep.stderr.splitlines() if line.startswith("job ")]
+    assert jobs[0] == "job 1/2: raw_weights/default on planted", sweep.stderr
+    assert jobs[1].startswith("job 2/2: raw_weights/default on planted, ~") and jobs[1].endswith("left in the sweep")
+    assert not (tmp_path / "run" / "1").exists()  # no hidden sweep: one run folder
+
+
 def test_a_failed_job_fails_the_sweep_after_every_job_ran_and_the_tables_are_written(tmp_path: Path) -> None:
     proc = run_cli("-m", "model=planted", "target.layer=conv1,nope,conv1", "target.units=[0]", *SMALL,
                    f"hydra.sweep.dir={tmp_path}")

@@ -154,6 +154,9 @@ def test_progress_and_batch_size_do_not_change_maps() -> None:
     (Target("", (0,), "class"), dict(fill="pink"), "unknown fill 'pink'"),
     (Target("", (0,), "class"), dict(window=4, stride=5), "stride=5"),
     (Target("", (0,), "class"), dict(window=40), "window=40"),
+    (Target("", (0,), "class"), dict(window="big"), "window='big' must be a number of pixels or 'auto'"),
+    (Target("", (0,), "class"), dict(window=4, stride=0), "stride=0 must be >= 1"),
+    (Target("", (0,), "class"), dict(stride=3), "stride=3 must be in 1..window=2"),
     (Target("conv2", (0,), "layer"), {}, "kind"),
     (Target("", (7,), "class"), {}, "unit index 7"),
     (Target("conv2", (0,), "channel"), dict(output="prob"), "prob"),
@@ -164,6 +167,19 @@ def test_progress_and_batch_size_do_not_change_maps() -> None:
 def test_bad_arguments_raise_one_line(target: Target, kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         occlusion.visualize(small_net(), torch.rand(1, 3, 16, 16), target, **kw)
+
+
+@pytest.mark.parametrize("hw,expected", [((64, 64), (8, 4)), ((224, 224), (28, 14)), ((32, 200), (4, 2)), ((5, 5), (1, 1))])
+def test_auto_window_is_an_eighth_of_the_shorter_side(hw: tuple[int, int], expected: tuple[int, int]) -> None:
+    assert occlusion.sizes("auto", "auto", hw) == expected
+    assert occlusion.sizes(6, "auto", hw) == (6, 3) and occlusion.sizes("auto", 1, hw) == (expected[0], 1)
+
+
+def test_auto_window_gives_the_maps_of_its_pixel_sizes() -> None:
+    images, target = torch.rand(2, 3, 24, 24), Target("conv2", (0, 1), "channel")
+    auto = occlusion.visualize(small_net(), images, target)
+    explicit = occlusion.visualize(small_net(), images, target, window=3, stride=1)
+    torch.testing.assert_close(auto.maps, explicit.maps)
 
 
 def test_config_params_are_keyword_arguments() -> None:
