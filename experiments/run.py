@@ -118,6 +118,7 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
     spec = build_model(cfg.model)
     spec.model.to(device).eval()
     data = build_data(cfg.data, spec.hw, spec.in_channels)
+    log.info("data %s: %d images at %s px", data.name, len(data.images), "x".join(map(str, data.images.shape[-2:])))
     if method.sized is not None:
         params = method.sized(params, tuple(data.images.shape[-2:]))
     targets = targets_for(cfg, method, spec)
@@ -134,7 +135,6 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
     if data.skipped:
         log.warning("data %s: skipped %d unreadable image(s), listed above", data.name, len(data.skipped))
         folder.add([{"metric": "images_skipped", "value": float(len(data.skipped))}])
-    log.info("data %s: %d images at %s px", data.name, len(data.images), "x".join(map(str, data.images.shape[-2:])))
     for target in targets:
         start = time.perf_counter()
         method_s = 0.0
