@@ -60,15 +60,7 @@ def preflight(argv: Sequence[str]) -> None:
         print(f"error: {message(err)}", file=sys.stderr)
         sys.exit(1)
     if jobs[0].label:  # a sweep: its size and start, for each job's progress line
-        os.environ[SWEEP_JOBS], os.environ[SWEEP_START] = str(sweep_size(args)), str(time.time())
-
-
-def sweep_size(args: Any) -> int:
-    """How many jobs the command line's sweep makes (every job, not just those the preflight checks)."""
-    register()
-    parser = OverridesParser.create()
-    with initialize_config_module(config_module="conf", version_base="1.3"):
-        return len(sweep_jobs(parser, args.overrides, args.config_name or "config"))
+        os.environ[SWEEP_JOBS], os.environ[SWEEP_START] = str(jobs[0].of), str(time.time())
 
 
 def note_first_job(args: Any) -> None:
@@ -76,7 +68,7 @@ def note_first_job(args: Any) -> None:
     try:
         jobs = job_configs(args.overrides, args.multirun, args.config_name or "config")
         if jobs[0].label:
-            print(f"note: this command is a sweep of {sweep_size(args)} jobs; --cfg shows the first ({jobs[0].label})",
+            print(f"note: this command is a sweep of {jobs[0].of} jobs; --cfg shows the first ({jobs[0].label})",
                   file=sys.stderr)
     except Exception:  # noqa: BLE001 - Hydra reports bad input itself
         pass
@@ -94,6 +86,7 @@ class Job(NamedTuple):
     overrides: list[str]
     cfg: DictConfig
     folder: Path | None
+    of: int = 1  # how many jobs the command line makes (all of them, also where only some are checked)
 
 
 def job_configs(overrides: list[str], multirun: bool, config_name: str) -> list[Job]:
@@ -122,20 +115,12 @@ def composed_jobs(parser: OverridesParser, parsed: list[Override], overrides: li
     if not base.hydra.sweeper._target_.endswith("BasicSweeper"):
         return [Job("", [], base, None)]
     hydra_overrides = [o for o in overrides if is_hydra(o)]
-    jobs = sweep_jobs(parser, overrides, config_name, base)
-    chosen = covering(jobs)
-    composed = [(i, compose(config_name, overrides=hydra_overrides + jobs[i], return_hydra_config=True)) for i in chosen]
-    return [Job(" ".join(jobs[i]), jobs[i], cfg, folder_of(cfg, i)) for i, cfg in composed]
-
-
-def sweep_jobs(parser: OverridesParser, overrides: list[str], config_name: str, base: DictConfig | None = None,
-               ) -> list[list[str]]:
-    """Each job's overrides, as Hydra's basic sweeper makes them from the sweeper params and the command line."""
-    fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
-    base = base if base is not None else compose(config_name, overrides=fixed, return_hydra_config=True)
     params = [f"{k}={v}" for k, v in (base.hydra.sweeper.params or {}).items()]
     task = parser.parse_overrides(params + [o for o in overrides if not is_hydra(o)])
-    return BasicSweeper.split_arguments(task, None)[0]
+    jobs = BasicSweeper.split_arguments(task, None)[0]
+    chosen = covering(jobs)
+    composed = [(i, compose(config_name, overrides=hydra_overrides + jobs[i], return_hydra_config=True)) for i in chosen]
+    return [Job(" ".join(jobs[i]), jobs[i], cfg, folder_of(cfg, i), len(jobs)) for i, cfg in composed]
 
 
 def covering(jobs: list[list[str]], limit: int = ALL_JOBS_UP_TO) -> list[int]:

@@ -70,7 +70,7 @@ def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]
     def vizbench() -> Any:
         with autocast(s.device, s.amp):
             result = occlusion.visualize(model, images, target, normalize=s.normalize, channels_last=s.channels_last,
-                                         **{**s.case.params, "window": p["window"], "stride": p["stride"]})
+                                         **s.case.params)
         s.state["forwards"] = len(images) + result.perturbations
         return result
 
