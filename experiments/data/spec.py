@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from methods.base import pair
@@ -19,6 +20,12 @@ class DataSpec:
     masks: Tensor | None  # [N, H, W] bool, True on the object
     class_names: tuple[str, ...]
     skipped: tuple[str, ...] = ()  # files the source could not read and left out (each logged as a warning)
+    index: Tensor | None = None  # [N] each image's index in the whole (unsharded) source; None: 0..N-1
+    workers: int = 0  # DataLoader workers that decode a streamed source in parallel (experiments.data.stream)
+
+    def global_index(self) -> Tensor:
+        """Each image's index in the whole source [N] (a shard's images are a part of it)."""
+        return self.index if self.index is not None else torch.arange(len(self.images))
 
 
 def describe(size: Any) -> str:
