@@ -64,6 +64,8 @@ class DataConf:
     boxes: Optional[str] = None  # image_folder: a CSV path,top,left,bottom,right of object boxes (image_folder.py)
     path: Optional[str] = None  # arrays: a .npy/.npz/.pt file or a folder of them (experiments/data/arrays.py)
     value_range: Optional[List[float]] = None  # arrays: [lo, hi] mapped to [0, 1] (unset: float in [0, 1] or uint8)
+    shard: Optional[int] = None  # this job's part of the source, 0..num_shards-1 (experiments.data.shard)
+    num_shards: int = 1  # parts the source is split into (contiguous blocks); merge them with experiments.merge
 
 
 @dataclass

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.adapters import Method, get_method
 from experiments.builders import check_builder, takes
 from experiments.config import VizbenchConf
+from experiments.data.shard import check_shard
 from experiments.devices import check_amp, resolve_device
 from experiments.metrics import mis
 from experiments.metrics.sanity import MODES as RANDOMIZATION_MODES
@@ -17,7 +18,7 @@ from methods.base import invalid_choice, one_line
 
 OPEN = ("method.params", "model.targets", "speed.cases")  # dicts whose keys the method or the model defines
 BUILT = {"model": ("source", ("_target_", "source", "name", "targets", "default_targets", "output")),
-         "data": ("name", ("_target_", "name"))}
+         "data": ("name", ("_target_", "name", "shard", "num_shards"))}
 # group: (the field naming its option, the fields every run reads whatever the builder)
 
 
@@ -113,6 +114,7 @@ def check_run(cfg: DictConfig) -> Method:
     check_amp(resolve_device(cfg.device), cfg.amp)
     check_builder("model", cfg.model, "source")
     check_builder("data", cfg.data, "name")
+    check_shard(cfg.data.get("shard"), cfg.data.get("num_shards", 1))
     check_metrics(cfg.metrics)
     check_speed(cfg.speed)
     return method

@@ -5,6 +5,7 @@ import inspect
 from typing import Any
 
 from experiments.builders import call_builder, locate, target_path
+from experiments.data.shard import take_shard
 from experiments.data.spec import DataSpec
 
 
@@ -17,4 +18,4 @@ def build_data(cfg: Any, size: int | tuple[int, int], channels: int = 3) -> Data
     if data.images.shape[1] != channels:
         raise ValueError(f"data={data.name} gave {data.images.shape[1]}-channel images but the model takes {channels} "
                          f"({path} {'takes channels' if takes_channels else 'has no channels parameter'})")
-    return data
+    return take_shard(data, cfg.get("shard"), cfg.get("num_shards", 1))
