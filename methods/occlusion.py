@@ -8,8 +8,9 @@ occluded score). A window hides all C channels of the image (any C; H and W need
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -17,9 +18,11 @@ from torchvision.transforms.functional import gaussian_blur
 
 from methods.base import GREY, Target, Visualization, check_units, invalid_choice, read_out
 from methods.graph import fast_forward
+from methods.occlusion_incremental import Incremental, unsupported
 from methods.receptive_field import box, field
 
 FILLS = ("grey", "zero", "mean", "blur")
+ENGINES = ("auto", "incremental", "full")
 KINDS = ("class", "channel", "neuron")
 REDUCES = ("mean", "max")
 OUTPUTS = ("logit", "prob")
@@ -39,6 +42,8 @@ class OcclusionMaps(Visualization):
     evaluated: Tensor  # [rows, cols] bool: windows evaluated
     image_indices: Tensor | None = None
     unit_sources: Tensor | None = None
+    engine: str = "full"  # how the occluded scores were computed: "incremental" or "full" forwards
+    approx: float | None = None  # incremental's projective-field threshold (None: exact)
 
     def compared(self) -> list[Tensor]:
         """Each unit's raw maps [N, H, W]."""
@@ -79,6 +84,8 @@ def visualize(
     output: str = "logit",
     skip_outside_rf: bool = True,
     channels_last: bool = True,
+    engine: str = "auto",
+    approx: float | None = None,
     progress: bool = False,
 ) -> OcclusionMaps:
     """Occlusion maps of `images` [N, C, H, W] in [0, 1] for every unit of `target` (class, channel or neuron).
@@ -94,11 +101,18 @@ def visualize(
             is exactly zero).
         channels_last: run the model NHWC, faster with oneDNN and cuDNN (it always runs as methods/graph.py
             builds it: cut at the layer, BatchNorm folded).
+        engine: "incremental": recompute each occluded image only where its window changes the activations
+            (methods/occlusion_incremental.py, Krypton; exact up to float rounding); "full": one forward per window
+            (as captum); "auto": where the model traces with torch.fx and there are more than four batches of
+            windows, whichever of the two is faster on the first four (see _drops); else full.
+        approx: incremental only: Krypton's projective-field threshold in (0, 1]: no changed region grows beyond
+            this fraction of its map's side (faster, approximate); None = exact.
 
     Returns the heatmaps [U*N, 3, H, W] (RGB whatever C, unit-major) and the raw maps [N, U, H, W] (see OcclusionMaps).
     """
     window, stride = sizes(window, stride, images.shape[-2:])
     _check(images, target, window, stride, fill, batch_size, reduce, output)
+    check_params(engine=engine, approx=approx)
     device = next(model.parameters()).device
     images = images.to(device)
     n, _, h, w = images.shape
@@ -113,11 +127,24 @@ def visualize(
         keep = torch.ones(len(rows), len(cols), dtype=torch.bool, device=device)
         if skip_outside_rf and target.kind == "neuron":
             keep = _windows_in_field(model, target, acts.shape[-2:], (h, w), rows, cols, window, images.shape[1])
-        drops = _drops(net, images, base, orig, keep, rows, cols, window, target, reduce, output, batch_size, progress)
+        used = chosen_engine(net, engine, approx)
+        drops, used = _drops(net, images, base, orig, keep, rows, cols, window, target, reduce, output, batch_size,
+                             progress, used, approx, race=engine == "auto" and approx is None)
     maps = spread(drops.clone(), window, stride, h, w)  # clone: a normal tensor, not an inference tensor
     return OcclusionMaps(images=heatmaps(images, maps), units=tuple(target.units), layer=target.layer,
                          images_per_unit=n, maps=maps, perturbations=n * int(keep.sum()), windows=(rows, cols),
-                         evaluated=keep.clone())
+                         evaluated=keep.clone(), engine=used, approx=approx)
+
+
+def chosen_engine(net: nn.Module, engine: str, approx: float | None) -> str:
+    """The engine that runs: "auto" is incremental where the graph allows it; one line where the asked one cannot."""
+    reason = unsupported(net)
+    if engine == "full" or (engine == "auto" and reason is not None and approx is None):
+        return "full"
+    if reason is not None:
+        raise ValueError(f"engine={engine}{f' with approx={approx}' if approx is not None else ''} needs the incremental "
+                         f"engine, which cannot run here: {reason} (engine=full runs full forwards)")
+    return "incremental"
 
 
 def score(acts: Tensor, target: Target, reduce: str = "mean", output: str = "logit") -> Tensor:
@@ -201,24 +228,95 @@ def heatmaps(images: Tensor, maps: Tensor) -> Tensor:
 
 def _drops(
     net: nn.Module, images: Tensor, base: Tensor | float, orig: Tensor, keep: Tensor, rows: Tensor, cols: Tensor,
-    window: int, target: Target, reduce: str, output: str, batch_size: int, progress: bool,
-) -> Tensor:
-    """Score drops [N, U, rows, cols] of every kept window of every image, in batches (0 where not kept)."""
+    window: int, target: Target, reduce: str, output: str, batch_size: int, progress: bool, engine: str,
+    approx: float | None, race: bool,
+) -> tuple[Tensor, str]:
+    """Score drops [N, U, rows, cols] of every kept window of every image, in batches (0 where not kept), and the
+    engine that computed them.
+
+    With `race` and more than RACE batches, the first RACE batches alternate between the incremental and the
+    full engine and the rest go to the one faster on its second batch (the first pays for first-use setup), with
+    fewer the full engine computes them all:
+    incremental's advantage depends on the model, the image and the window, and on small maps its bookkeeping
+    per op can cost more than it saves. Every batch counts, whichever engine computed it.
+    """
     n = images.shape[0]
     kept = keep.nonzero()  # [K, 2] window grid indices
     which = torch.arange(n, device=images.device).repeat_interleave(len(kept))
     grid = kept.repeat(n, 1)
     drops = orig.new_zeros(n, orig.shape[1], len(rows), len(cols))
     chunks = range(0, len(which), batch_size)
+    scorers = {"full": _full_scorer(net, images, base, rows, cols, window)}
+    if engine == "incremental":
+        scorers["incremental"] = _incremental_scorer(Incremental(net, approx), images, base, rows, cols, window)
+    racing = race and engine == "incremental" and len(chunks) > RACE
+    if race and not racing:
+        engine = "full"  # too few batches to time both: the engine without bookkeeping
+    took = {name: math.inf for name in scorers}
     if progress:
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="occlusion", unit="batch", leave=False)
-    for start in chunks:
+    for step, start in enumerate(chunks):
+        if racing and step == RACE:
+            engine = min(took, key=took.get)
+        name = ("incremental", "full")[step % 2] if racing and step < RACE else engine
         b, (i, j) = which[start:start + batch_size], grid[start:start + batch_size].T
-        occluded = occlude(images, base, b, rows[i], cols[j], window)
-        drops[b, :, i, j] = orig[b] - score(net(occluded), target, reduce, output)
-    return drops
+        begin = _now(images.device)
+        scores = score(scorers[name](b, i, j), target, reduce, output)
+        if step >= 2:
+            took[name] = min(took[name], _now(images.device) - begin)
+        drops[b, :, i, j] = orig[b] - scores
+    return drops, engine
+
+
+RACE = 4  # batches the auto engine times before choosing (two per engine)
+
+
+def _full_scorer(net: nn.Module, images: Tensor, base: Tensor | float, rows: Tensor, cols: Tensor, window: int,
+                 ) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """The truncated model's outputs for windows (rows[i], cols[j]) of images `b`: one forward per window."""
+    return lambda b, i, j: net(occlude(images, base, b, rows[i], cols[j], window))
+
+
+def _incremental_scorer(engine: Incremental, images: Tensor, base: Tensor | float, rows: Tensor, cols: Tensor,
+                        window: int) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """As _full_scorer, computed incrementally from each image's cached activations (images in order)."""
+    prepared: list[int] = []
+
+    def run(b: Tensor, i: Tensor, j: Tensor) -> Tensor:
+        outs = []
+        for k in b.unique_consecutive().tolist():
+            if prepared != [k]:
+                engine.prepare(images[k:k + 1])
+                prepared[:] = [k]
+            mine = b == k
+            fill = base if not isinstance(base, Tensor) else base[k]
+            outs.append(engine.occluded(*occluded_boxes(images[k], fill, rows[i[mine]], cols[j[mine]], window)))
+        return torch.cat(outs)
+
+    return run
+
+
+def _now(device: torch.device) -> float:
+    """Seconds on a clock that waits for the device's queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def occluded_boxes(image: Tensor, base: Tensor | float, top: Tensor, left: Tensor, window: int,
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """The pixels each window changes in `image` [C, H, W]: the window's box moved inside the image where it sticks
+    out, with the window filled from `base`: values [B, C, wh, ww] and the boxes' corners [B]."""
+    _, h, w = image.shape
+    wh, ww = min(window, h), min(window, w)
+    box_top, box_left = top.clamp(max=h - wh), left.clamp(max=w - ww)
+    values = torch.stack([image[:, t:t + wh, l:l + ww] for t, l in zip(box_top.tolist(), box_left.tolist())])
+    for k, (t, l, bt, bl) in enumerate(zip(top.tolist(), left.tolist(), box_top.tolist(), box_left.tolist())):
+        fill = base[:, t:t + window, l:l + window] if isinstance(base, Tensor) else base
+        values[k, :, t - bt:t - bt + window, l - bl:l - bl + window] = fill
+    return values, box_top, box_left
 
 
 def _windows_in_field(
@@ -273,8 +371,15 @@ def _check(
 
 def check_params(window: int | str = "auto", stride: int | str = "auto", fill: str | float = "grey",
                  batch_size: int = 64, reduce: str = "mean", output: str = "logit", skip_outside_rf: bool = True,
-                 ) -> None:
+                 channels_last: bool = True, engine: str = "auto", approx: float | None = None) -> None:
     """One-line ValueErrors for settings that are wrong whatever the model and images."""
+    if engine not in ENGINES:
+        raise invalid_choice("engine", engine, ENGINES)
+    if approx is not None and not 0 < approx <= 1:
+        raise ValueError(f"approx={approx} must be in (0, 1] (the largest changed region, as a fraction of each map's "
+                         f"side) or None (exact)")
+    if approx is not None and engine == "full":
+        raise ValueError(f"approx={approx} needs engine=incremental or auto (engine=full is exact by construction)")
     for name, value in (("window", window), ("stride", stride)):
         if isinstance(value, str) and value != "auto":
             raise ValueError(f"{name}={value!r} must be a number of pixels or 'auto'")

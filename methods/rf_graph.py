@@ -48,13 +48,13 @@ State = Spatial | Global | Unknown | None  # None: no spatial data (shapes, para
 _GEOMETRIC = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)
 ADAPTIVE_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 _UPSAMPLE = nn.Upsample  # UpsamplingNearest2d and UpsamplingBilinear2d are subclasses
-_PER_POSITION = (  # leaf modules that act on each map position alone (BatchNorm in its eval-mode form)
+PER_POSITION = (  # leaf modules that act on each map position alone (BatchNorm in its eval-mode form)
     nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.LeakyReLU,
     nn.ELU, nn.SELU, nn.CELU, nn.PReLU, nn.Mish, nn.Softplus, nn.Softsign, nn.Tanhshrink, nn.Threshold, nn.LogSigmoid,
     nn.Identity, nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm, nn.LocalResponseNorm, nn.ChannelShuffle,
 )
 _GLOBAL_NORMS = (nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
-_ELEMENTWISE = {  # function and method names (leading/trailing underscores stripped) that act elementwise
+ELEMENTWISE = {  # function and method names (leading/trailing underscores stripped) that act elementwise
     "add", "sub", "rsub", "mul", "truediv", "div", "floordiv", "pow", "neg", "abs", "relu", "relu6", "gelu", "silu",
     "sigmoid", "tanh", "hardswish", "hardsigmoid", "hardtanh", "leaky_relu", "elu", "selu", "celu", "mish", "softplus",
     "softsign", "logsigmoid", "exp", "log", "sqrt", "rsqrt", "square", "reciprocal", "clamp", "clamp_min", "clamp_max",
@@ -236,7 +236,7 @@ def _module(mod: nn.Module, n: fx.Node, name: str, spatial: list[tuple[fx.Node, 
         return _on_map(s, values, src, name) or _adaptive(s, values[src], values[n], ignore_global)
     if isinstance(mod, _UPSAMPLE):
         return _on_map(s, values, src, name) or _upsampled(s, values[src], values[n], mod.mode, mod.align_corners)
-    if isinstance(mod, _PER_POSITION):
+    if isinstance(mod, PER_POSITION):
         return _combine(n, name, spatial, values, ignore_global)
     if isinstance(mod, _GLOBAL_NORMS):
         return _global(f"{name} normalizes over the whole map", ignore_global)
@@ -257,10 +257,10 @@ def _function(n: fx.Node, name: str, spatial: list[tuple[fx.Node, Spatial]], val
     first = n.args[0] if n.args else None
     if name == "getitem":
         return _indexed(s, values[first], n.args[1], values) if isinstance(values.get(first), _Shape) else s
-    if first is not src and name not in _ELEMENTWISE and name not in ("cat", "concat", "concatenate", "stack"):
+    if first is not src and name not in ELEMENTWISE and name not in ("cat", "concat", "concatenate", "stack"):
         return Unknown(f"{name} takes the map as a later argument, which receptive_field does not model")
     elementwise_max = name in ("max", "min") and isinstance(_arg(n, values, 1, "other"), _Shape)
-    if name in _ELEMENTWISE or name in _BROADCASTS or elementwise_max:
+    if name in ELEMENTWISE or name in _BROADCASTS or elementwise_max:
         return _combine(n, name, spatial, values, ignore_global)
     if name in ("cat", "concat", "concatenate", "stack"):
         return _joined(n, name, spatial, values)

@@ -27,6 +27,7 @@ from tests.conftest import make_cfg, make_tiny_cnn
 BUILDERS = {"planted": "planted.build_planted", "shapes_cnn": "shapes_cnn.build_shapes_cnn",
             "custom": "custom.build_custom", "googlenet": "torchvision_models.build_torchvision",
             "resnet18": "torchvision_models.build_torchvision", "torchvision": "torchvision_models.build_torchvision",
+            "vgg16": "torchvision_models.build_torchvision",
             "timm": "timm_models.build_timm"}
 HAS_TIMM = importlib.util.find_spec("timm") is not None
 
@@ -218,7 +219,7 @@ def test_unknown_source_lists_the_model_options() -> None:
     with pytest.raises(ValueError) as err:
         build_model(OmegaConf.structured(ModelConf(source="nope")))
     assert str(err.value) == ("unknown model.source 'nope'; valid: custom, googlenet, planted, resnet18, shapes_cnn, "
-                              "timm, torchvision")
+                              "timm, torchvision, vgg16")
 
 
 def test_builder_parameter_missing_from_config_is_named() -> None:
