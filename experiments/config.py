@@ -57,13 +57,15 @@ class DataConf:
 
     _target_: Optional[str] = None  # import path of the builder, called with the fields its parameters name and size
     name: str = "shapes"
-    n: int = 512
+    n: Any = 512  # images: a count, or all (image_folder, arrays: every image; experiments/data/count.py)
     seed: int = 1234
     root: Optional[str] = None  # image_folder: the ImageFolder tree
     resize: str = "pad"  # image_folder: pad | crop | stretch to the model's (h, w) (experiments/data/fit.py)
     boxes: Optional[str] = None  # image_folder: a CSV path,top,left,bottom,right of object boxes (image_folder.py)
     path: Optional[str] = None  # arrays: a .npy/.npz/.pt file or a folder of them (experiments/data/arrays.py)
     value_range: Optional[List[float]] = None  # arrays: [lo, hi] mapped to [0, 1] (unset: float in [0, 1] or uint8)
+    stream: Any = "auto"  # image_folder, arrays: read images as needed (true), up front (false); auto: n=all or > 4096
+    workers: Any = "auto"  # image_folder, arrays: DataLoader processes decoding a streamed source; auto: min(4, CPUs)
     shard: Optional[int] = None  # this job's part of the source, 0..num_shards-1 (experiments.data.shard)
     num_shards: int = 1  # parts the source is split into (contiguous blocks); merge them with experiments.merge
 

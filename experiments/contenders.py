@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from experiments.data.stream import LazyImages
 from experiments.devices import prepare_model
 from methods.base import Target, copy_module
 from methods.graph import fast_forward
@@ -30,13 +31,18 @@ class Case:
     position: Any = None
     input_size: int | None = None  # None: the model's
     data: str = "shapes"
+    data_params: dict[str, Any] = field(default_factory=dict)  # data.* overrides, e.g. {stream: true, workers: 4};
+    # data=image_folder without data.root: a folder of `images` shapes PNGs (experiments.data.shapes_folder)
     images: int = 4  # occlusion: images occluded; top patches: images searched
     params: dict[str, Any] = field(default_factory=dict)  # the method's keyword arguments
     targets: dict[str, float] = field(default_factory=dict)  # e.g. {vs_bare: 1.2, vs_peer: 0.33}
     repeats: int | None = None  # None: speed.repeats
+    warmup: int | None = None  # None: speed.warmup (0 for cases whose contenders take minutes)
+    approx: float | None = None  # occlusion: also time the approximate incremental engine at this threshold
 
     def __post_init__(self) -> None:
         self.params = dict(self.params)
+        self.data_params = dict(self.data_params)
 
     def target(self) -> Target:
         """The vizbench Target of this case."""
@@ -58,7 +64,10 @@ class Case:
 
 @dataclass
 class Contender:
-    """A timed function doing the case's work one way; `variant` tells settings of one contender apart."""
+    """A timed function doing the case's work one way; `variant` tells settings of one contender apart.
+
+    Names: vizbench (what a user gets), vizbench_full (vizbench's full-forward path where vizbench computes
+    incrementally), vizbench_approx (its approximate mode), bare (the limit), and the method's peers."""
 
     name: str
     fn: Callable[[], Any]
@@ -74,7 +83,7 @@ class Setup:
     case: Case
     model: nn.Module
     normalize: nn.Module
-    images: Tensor | None
+    images: Tensor | LazyImages | None  # lazy: a streamed source, batched by experiments.data.stream.batches
     size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -87,6 +96,8 @@ class Setup:
     params: dict[str, Any] = field(default_factory=dict)  # the case's params over the method's defaults
     notes: list[str] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)  # vizbench's last result facts the bare work needs
+    checks: dict[str, Callable[[], float]] = field(default_factory=dict)  # numbers vizbench's rows get after timing
+    workers: int = 0  # DataLoader workers decoding streamed images (the data's data.workers)
 
 
 def formatted(s: Setup) -> nn.Module:

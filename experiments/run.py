@@ -8,7 +8,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import hydra
 import pandas as pd
@@ -74,12 +74,17 @@ def visualize_target(method: Method, spec: ModelSpec, data: Any, target: Target,
     rows = [{"layer": result.layer, "unit": None, **r} for r in speed_rows(timing, result.work)]
     if batch_used is not None:
         rows.append({"layer": result.layer, "unit": None, "metric": "batch_size_used", "value": float(batch_used)})
-    flags = result.flags
+    return result, rows + value_rows(result)
+
+
+def value_rows(result: Visualization) -> list[dict]:
+    """The result's own per-unit values (e.g. topk_mean_activation), each with its flag or ok."""
+    flags, rows = result.flags, []
     for name, values in result.values.items():
         status = flags.get(name, {})
         rows += [{"layer": result.layer, "unit": u, "metric": name, "value": float(v), "status": status.get(u, "ok")}
                  for u, v in zip(result.units, values.tolist())]
-    return result, rows
+    return rows
 
 
 def save_pictures(out: Path, method: str, result: Visualization, data: DataSpec | None = None, preset: str = "",
@@ -90,6 +95,32 @@ def save_pictures(out: Path, method: str, result: Visualization, data: DataSpec 
     plain = (torch.Tensor, int, float, str, tuple, list, dict)
     arrays = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if isinstance(getattr(result, f.name), plain)}
     tables.save_arrays({**arrays, "values": result.values}, out / "arrays" / f"{tables.safe_name(method, result.layer)}.pt")
+
+
+def save_and_score(out: Path, scoring: Scoring, result: Visualization, rows: list[dict], preset: str = "",
+                   deferred: str | None = None, on_scoring: Callable[[], Any] | None = None) -> list[dict]:
+    """Save one target's pictures and arrays, then score it with the run's metrics: its rows (the method's own
+    `rows` labelled, the metric rows, metrics_time_s). `deferred`: no metrics, one quality_metrics row saying
+    why (a shard's: they need the whole data). `on_scoring` is called between the two."""
+    save_pictures(out, scoring.method.name, result, scoring.data, preset)
+    if on_scoring is not None:
+        on_scoring()
+    if deferred is not None:
+        return [*rows, {"layer": result.layer, "unit": None, "metric": "quality_metrics", "value": float("nan"),
+                        "status": f"deferred: {deferred}"}]
+    start = time.perf_counter()
+    scored = [{"layer": result.layer, **r} for r in score(scoring, result)]
+    rows = (label(rows, unit_reasons(scoring, result)) if scored else rows) + scored
+    return [*rows, {"layer": result.layer, "unit": None, "metric": "metrics_time_s",
+                    "value": time.perf_counter() - start}]
+
+
+def deferred_metrics(cfg: DictConfig, out: Path) -> str | None:
+    """Why a shard run computes no quality metrics, and where they come from (None: not a shard)."""
+    if cfg.data.get("num_shards", 1) <= 1:
+        return None
+    return (f"quality metrics need the whole data; `python -m experiments.merge {run_id(out.parent)}` merges the "
+            f"shards and scores them (this is data.shard={cfg.data.shard} of data.num_shards={cfg.data.num_shards})")
 
 
 def metric_settings(cfg: DictConfig) -> MetricsConf:
@@ -105,6 +136,31 @@ def targets_for(cfg: DictConfig, method: Method, spec: ModelSpec) -> list[Target
     return targets
 
 
+def build_run(cfg: DictConfig, method: Method) -> tuple[ModelSpec, DataSpec, dict[str, Any], list[Target]]:
+    """The run's model (seeded, on its device, in eval mode), data, params (sized to the images) and targets,
+    each target checked before any work."""
+    params = method_params(cfg)
+    torch.manual_seed(cfg.seed)
+    spec = build_model(cfg.model)
+    spec.model.to(resolve_device(cfg.device)).eval()
+    data = build_data(cfg.data, spec.hw, spec.in_channels)
+    log.info("data %s: %d images at %s px%s", data.name, len(data.images), "x".join(map(str, data.images.shape[-2:])),
+             "" if isinstance(data.images, torch.Tensor) else f", streamed by {data.workers} loader worker(s)")
+    if method.sized is not None:
+        params = method.sized(params, tuple(data.images.shape[-2:]))
+    targets = targets_for(cfg, method, spec)
+    for target in targets if method.check_target else ():
+        method.check_target(spec, data, target, params)
+    return spec, data, params, targets
+
+
+def run_options(cfg: DictConfig, bars: bool) -> RunOptions:
+    """The run-wide options every method honours; `bars`: the methods show their own progress bars."""
+    return RunOptions(seed=cfg.seed, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
+                      progress=bars, n_images=cfg.method.n_images,
+                      images=tuple(cfg.method.images) if cfg.method.images is not None else None)
+
+
 def quality_run(cfg: DictConfig) -> pd.DataFrame:
     """Run the configured method over the model's targets; write metrics.csv, pictures and arrays; return the table."""
     folder = RunFolder(cfg, context_columns(cfg))
@@ -112,43 +168,32 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
         log.info("resume: %s already complete, skipped", folder.path)
         return previous
     method = check_run(cfg)
-    params = method_params(cfg)
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    spec = build_model(cfg.model)
-    spec.model.to(device).eval()
-    data = build_data(cfg.data, spec.hw, spec.in_channels)
-    log.info("data %s: %d images at %s px", data.name, len(data.images), "x".join(map(str, data.images.shape[-2:])))
-    if method.sized is not None:
-        params = method.sized(params, tuple(data.images.shape[-2:]))
-    targets = targets_for(cfg, method, spec)
-    for target in targets if method.check_target else ():
-        method.check_target(spec, data, target, params)
+    spec, data, params, targets = build_run(cfg, method)
     progress = RunProgress(f"{method.name}/{cfg.method.preset} on {cfg.model.name or cfg.model.source}", len(targets),
                            cfg.progress)
-    opts = RunOptions(seed=cfg.seed, amp=cfg.amp, channels_last=cfg.channels_last, compile=cfg.compile,
-                      progress=progress.bars, n_images=cfg.method.n_images,
-                      images=tuple(cfg.method.images) if cfg.method.images is not None else None)
+    opts = run_options(cfg, progress.bars)
     settings = metric_settings(cfg)
-    folder.context.update(weights=spec.weights, device=device_label(device))
+    folder.context.update(weights=spec.weights, device=device_label(resolve_device(cfg.device)))
     folder.start()
     if data.skipped:
         log.warning("data %s: skipped %d unreadable image(s), listed above", data.name, len(data.skipped))
         folder.add([{"metric": "images_skipped", "value": float(len(data.skipped))}])
+    if (deferred := deferred_metrics(cfg, folder.path)) is not None:
+        log.info("no quality metrics in this run: %s", deferred)
     for target in targets:
         start = time.perf_counter()
         method_s = 0.0
+
+        def scoring_starts() -> None:
+            nonlocal method_s
+            method_s = time.perf_counter() - start
+            progress.stage(target.layer, "metrics")
+
         try:
             progress.stage(target.layer, "method")
             result, rows = visualize_target(method, spec, data, target, params, opts)
-            save_pictures(folder.path, method.name, result, data, cfg.method.preset)
-            method_s = time.perf_counter() - start
-            progress.stage(target.layer, "metrics")
-            scoring = Scoring(method, spec, data, target, params, opts, settings)
-            scored = [{"layer": result.layer, **r} for r in score(scoring, result)]
-            rows = (label(rows, unit_reasons(scoring, result)) if scored else rows) + scored
-            rows.append({"layer": result.layer, "unit": None, "metric": "metrics_time_s",
-                         "value": time.perf_counter() - start - method_s})
+            rows = save_and_score(folder.path, Scoring(method, spec, data, target, params, opts, settings), result,
+                                  rows, cfg.method.preset, deferred, scoring_starts)
         except Exception as err:  # a failed target is recorded and fails the run, but the other targets still run
             log_traceback(err)
             rows = [{"layer": target.layer, "unit": None, "metric": "error", "value": float("nan"),

@@ -7,7 +7,8 @@ them all alike. Each contender does the same work as vizbench:
   same graph the methods run (methods/graph.py: nothing above the layer, BatchNorm folded into the convs):
   gradient ascent = `steps` forward+backward passes of the whole batch (no parameterization, transforms,
   optimizer); occlusion = the forwards of the originals plus every perturbation vizbench evaluated;
-  top patches = one forward of every image.
+  top patches = one forward of every image (streamed from an image folder: read by a plain DataLoader with the
+  same files, workers and batch size; a case with data=image_folder and no data.root writes its shapes PNGs once).
 - lucent (gradient ascent): torch-lucent `render_vis`, one unit per call, same model, layer, units, steps,
   resolution, Fourier + decorrelated parameterization, Adam 0.05 and Lucid's standard transforms; always fp32
   and eager (it has no amp or compile option; its rows say amp=off, compile=False).
@@ -29,7 +30,7 @@ import inspect
 import logging
 import math
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -41,6 +42,7 @@ from tqdm.auto import tqdm
 from experiments.adapters import Method, get_method, registry
 from experiments.contenders import Case, Contender, Setup
 from experiments.data import build_data
+from experiments.data.shapes_folder import shapes_folder
 from experiments.devices import autocast, resolve_device, run_context
 from experiments.runfolder import RunFolder
 from experiments.timing import Timing, measure, ratio, speed_rows
@@ -77,12 +79,23 @@ def composed(overrides: tuple[str, ...]) -> DictConfig:
 def case_config(case: Case) -> tuple[DictConfig, Method, dict[str, Any]]:
     """The case's composed config (its method, model and data configs), its method and its params (the method
     config's params with the case's on top)."""
-    cfg = composed((f"method={case.method}", f"model={case.model}", f"data={case.data}", f"data.n={case.images}"))
+    data = tuple(f"data.{key}={str(v).lower() if isinstance(v, bool) else v}" for key, v in case.data_params.items())
+    cfg = composed((f"method={case.method}", f"model={case.model}", f"data={case.data}", f"data.n={case.images}",
+                    *data))
     method = get_method(cfg.method.name)
     if method.contenders is None:
         timed = [m.name for m in registry().values() if m.contenders is not None]
         raise invalid_choice(f"method for speed case {case.name!r} (it has no speed contenders)", method.name, timed)
     return cfg, method, {**OmegaConf.to_container(cfg.method.params, resolve=True), **case.params}
+
+
+def case_data(data: DictConfig, case: Case, size: Any) -> DictConfig:
+    """The case's data config; data=image_folder without data.root reads a folder of `case.images` shapes PNGs at
+    `size`, written once (experiments.data.shapes_folder)."""
+    if data.name != "image_folder" or (not OmegaConf.is_missing(data, "root") and data.root):
+        return data
+    root = shapes_folder(case.images, size, seed=data.seed)
+    return OmegaConf.create({**OmegaConf.to_container(data), "root": str(root)})
 
 
 def peer_missing(modules: tuple[str, ...]) -> str | None:
@@ -103,13 +116,15 @@ def setup(case: Case, cfg: DictConfig, device: torch.device) -> tuple[Setup, Met
     spec = build_model(conf.model)
     size = case.input_size or spec.input_size
     model = spec.model.to(device).eval()
-    images, data_name = None, None
+    images, data_name, workers = None, None, 0
     if method.inputs == "images":
-        data = build_data(conf.data, size, spec.in_channels)
-        images, data_name = data.images[: case.images].to(device), data.name
+        data = build_data(case_data(conf.data, case, size), size, spec.in_channels)
+        images, data_name, workers = data.images[: case.images], data.name, data.workers
+        images = images.to(device) if isinstance(images, torch.Tensor) else images  # streamed: decoded as timed
     compile = bool(cfg.compile) and "compile" in inspect.signature(method.visualize).parameters
     s = Setup(case, model, spec.normalizer(), images, size, tuple(spec.mean), tuple(spec.std), device, cfg.amp,
-              cfg.channels_last, compile, cfg.seed, bool(cfg.speed.peers), params={**method.defaults(), **params})
+              cfg.channels_last, compile, cfg.seed, bool(cfg.speed.peers), params={**method.defaults(), **params},
+              workers=workers)
     if cfg.compile and not compile:
         s.notes.append(f"compile: {method.name} has no compile option, so every contender ran eager")
     columns = {"case": case.name, "method": method.name, "model": spec.name, "weights": spec.weights, "data": data_name,
@@ -173,12 +188,28 @@ def case_rows(s: Setup, method: Method, contenders: list[Contender], work: dict[
     bare = [t for i, t in ok.items() if contenders[i].name == "bare"]
     ctx = {"contender": "vizbench", **run_context(s.device, s.amp, s.channels_last, s.compile, contenders[0].batch_size)}
     rows += [{**ctx, **r} for r in ratio_rows("vs_bare", viz, bare, "failed: bare failed")]
+    peers = [t for i, t in ok.items() if contenders[i].name in method.peers]
     if method.peers:
-        peers = [t for i, t in ok.items() if contenders[i].name in method.peers]
         why = (f"skipped: {next(iter(skipped.values()))}" if skipped else "skipped: peers off (speed.peers=false)"
                if not s.peers else "failed: every peer variant failed")
         rows += [{**ctx, **r} for r in ratio_rows("vs_peer", viz, peers, why)]
-    return rows
+    named = {c.name: timings[i] for i, c in enumerate(contenders)}
+    if "vizbench_full" in named:
+        full = [named["vizbench_full"]] if isinstance(named["vizbench_full"], Timing) else []
+        rows += [{**ctx, **r} for r in ratio_rows("vs_full", viz, full, "failed: vizbench_full failed")]
+    if "vizbench_approx" in named:
+        approx = [named["vizbench_approx"]] if isinstance(named["vizbench_approx"], Timing) else []
+        actx = {**ctx, "contender": "vizbench_approx"}
+        rows += [{**actx, **r} for r in ratio_rows("vs_peer", approx, peers, "failed: no peer timing")]
+    return rows + [{**ctx, **check_row(name, fn)} for name, fn in s.checks.items()]
+
+
+def check_row(name: str, fn: Callable[[], float]) -> dict[str, Any]:
+    """One of Setup.checks as a row: its value, or NaN and why it failed."""
+    try:
+        return {"metric": name, "value": float(fn())}
+    except Exception as err:  # a failed check is recorded, never kills the case
+        return {"metric": name, "value": math.nan, "status": f"failed: {one_line(err)}"}
 
 
 def ratio_rows(metric: str, mine: list[Timing], others: list[Timing], status_missing: str) -> list[dict[str, Any]]:
@@ -202,7 +233,8 @@ def run_case(case: Case, cfg: DictConfig, device: torch.device) -> list[dict]:
         log.debug("case %s failed", case.name, exc_info=True)
         return [{"case": case.name, "method": case.method, "model": case.model, "layer": case.layer,
                  "contender": "vizbench", "metric": "time_s", "value": math.nan, "status": f"failed: {one_line(err)}"}]
-    timings = time_interleaved(contenders, device, case.repeats or cfg.speed.repeats, cfg.speed.warmup,
+    warmup = cfg.speed.warmup if case.warmup is None else case.warmup
+    timings = time_interleaved(contenders, device, case.repeats or cfg.speed.repeats, warmup,
                                cfg.speed.budget_s, cfg.speed.memory)
     return [{**columns, "note": "; ".join(s.notes), **r} for r in case_rows(s, method, contenders, work, timings, skipped)]
 
@@ -211,14 +243,20 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per case: median seconds of vizbench, bare and the fastest peer variant, and vizbench's ratios."""
     ok = df[df["status"] == "ok"]
     times = ok[ok["metric"] == "time_s"].pivot_table(index="case", columns="contender", values="value", aggfunc="min")
-    ratios = ok[ok["metric"].str.startswith("vs_")].pivot_table(index="case", columns="metric", values="value")
     table = pd.DataFrame(index=pd.Index(df["case"].dropna().unique(), name="case"))
     for name, column in (("vizbench_s", "vizbench"), ("bare_s", "bare")):
         table[name] = times.get(column)
     peers = [p for m in registry().values() for p in m.peers]
     table["peer_s"] = times.reindex(columns=peers).min(axis=1)
-    for metric in ("vs_bare", "vs_bare_min", "vs_peer", "vs_peer_min"):
-        table[metric] = ratios.get(metric)
+    viz = ok[ok["contender"] == "vizbench"]
+    ratios = viz[viz["metric"].str.startswith("vs_")].pivot_table(index="case", columns="metric", values="value")
+    for metric in ("vs_bare", "vs_bare_min", "vs_peer", "vs_peer_min", "vs_full"):
+        if metric in ratios or metric.startswith(("vs_bare", "vs_peer")):
+            table[metric] = ratios.get(metric)
+    approx = ok[(ok["contender"] == "vizbench_approx") & (ok["metric"] == "vs_peer")].set_index("case")["value"]
+    error = viz[viz["metric"] == "approx_max_abs_error"].set_index("case")["value"]
+    if len(approx) or len(error):
+        table["approx_vs_peer"], table["approx_max_abs_error"] = approx, error
     return table.reset_index()
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.adapters import Method, get_method
+from experiments.adapters import Method, get_method, registry
 from experiments.builders import check_builder, takes
 from experiments.config import VizbenchConf
 from experiments.data.shard import check_shard
@@ -103,6 +103,15 @@ def unused_overrides(cfg: DictConfig, overrides: list[str]) -> None:
                              f"{', '.join(f'{group}.{u}' for u in used) or 'no fields'}): the override would change nothing")
 
 
+def check_mergeable(method: Method, num_shards: int) -> None:
+    """Shards (data.num_shards > 1) only for a method whose shard results experiments.merge combines."""
+    if num_shards > 1 and method.merge is None:
+        mergeable = [m.name for m in registry().values() if m.merge is not None]
+        raise ValueError(f"method={method.name} cannot run on shards (data.num_shards={num_shards}): only "
+                         f"method={'|'.join(mergeable) or '(none)'} can (experiments.merge combines those shards into "
+                         "one result); set data.num_shards=1")
+
+
 def check_run(cfg: DictConfig) -> Method:
     """Every check that needs no model or data; return the run's method."""
     unknown_keys(cfg)
@@ -114,6 +123,7 @@ def check_run(cfg: DictConfig) -> Method:
     check_amp(resolve_device(cfg.device), cfg.amp)
     check_builder("model", cfg.model, "source")
     check_builder("data", cfg.data, "name")
+    check_mergeable(method, cfg.data.get("num_shards", 1))
     check_shard(cfg.data.get("shard"), cfg.data.get("num_shards", 1))
     check_metrics(cfg.metrics)
     check_speed(cfg.speed)

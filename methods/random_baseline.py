@@ -104,7 +104,7 @@ def random_patches(model: nn.Module, images: Tensor, target: Target, *, normaliz
     device = next(model.parameters()).device
     net = fast_forward(model, target.layer, normalize)
     with torch.inference_mode():
-        first = net(images[:1].to(device))
+        first = net(images[[0]].to(device))  # a batch of one by index: a lazy image set's slice stays lazy
     top_patches.check_layer(first, target)
     h, w = first.shape[-2:]
     u, k = len(target.units), min(k, len(images))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -66,7 +66,8 @@ def visualize(
     """Top-k (image, position) pairs of every unit of a conv layer, with receptive-field crops and context.
 
     Args:
-        images: [N, 3, H, W] in [0, 1], or an iterable of such batches (streamed; only winners are kept).
+        images: [N, 3, H, W] in [0, 1], or an iterable of such batches (streamed; only winners are kept). The
+            progress bar's total: a tensor's length, or that of the `dataset` an iterable names (a DataLoader's).
         mode: "max": each image competes with its spatial max; "location": every position competes, at most
             `per_image` per image (None = no limit). Neuron targets compete at their one position.
         batch_size: batch size for a tensor of images (an iterable's own batches are used as they come).
@@ -77,7 +78,11 @@ def visualize(
             builds it: cut at the layer, BatchNorm folded).
 
     Returns the crops (grey where the field leaves the image), boxes, sources and activations (see
-    TopPatches). Fewer than k winners when there are fewer candidates. NaN activations rank last.
+    TopPatches). Fewer than k winners when there are fewer candidates. Winners are ranked in a total order
+    (merge_winners): activation descending, NaN last, ties by image index then map position ascending, so the
+    result does not depend on batch boundaries, and passes over parts of the data merge exactly (`merge`).
+    `indices` count the images as they come (0..N-1); a caller streaming a part of a larger source maps them
+    to that source's indices (experiments/adapters/top_patches.py does, for a shard).
     """
     _check(target, k, per_image, batch_size, mode)
     device = next(model.parameters()).device
@@ -94,7 +99,7 @@ def visualize(
                 check_layer(acts, target)
                 map_hw, image_chw = tuple(acts.shape[-2:]), tuple(batch.shape[1:])
             cand = _candidates(acts[:, units], target, mode, per_image, seen)
-            top = _merge(top, cand, k)
+            top = merge_winners([cand] if top is None else [top, cand], k)
             if kept is not None:
                 _keep(kept, top[1], batch, seen)
             seen += len(batch)
@@ -105,6 +110,71 @@ def visualize(
     return assemble(model, target, images, kept, top, map_hw, image_chw, seen, crop_size)
 
 
+def merge(
+    model: nn.Module, images: Tensor, target: Target, parts: Sequence[tuple[Tensor, Tensor, Tensor]], *,
+    k: int = 9, minimize: bool = False, crop_size: int | None = None, images_processed: int | None = None,
+) -> TopPatches:
+    """The TopPatches one pass over `images` gives, from the results of passes over disjoint parts of it (shards).
+
+    Args:
+        images: the whole source [N, 3, H, W] (or any image set that `images[LongTensor]` reads): only the winners
+            are read, for their crops and context.
+        parts: each part's (activations [U, m], indices [U, m] into `images`, positions [U, m, 2] map (row, col)),
+            as its TopPatches holds them, of the same target with the same settings (k, mode, per_image, minimize).
+        images_processed: the images the parts searched together (None: len(images)).
+
+    The winners are the top k of the union in visualize's total order (merge_winners), so they equal one
+    pass's exactly: same activations, indices, positions and boxes.
+    """
+    check_params(k=k, crop_size=crop_size)
+    parts = [tuple(t.cpu() for t in part) for part in parts]
+    if not parts:
+        raise ValueError("parts is empty: nothing to merge")
+    cols = 1 + max(int(p[2][..., 1].max()) if p[2].numel() else 0 for p in parts)
+    # any width past the last column orders (row, col) as the map's own does, and assemble decodes it back
+    top = merge_winners([(a, i, p[..., 0] * cols + p[..., 1]) for a, i, p in parts], k, minimize)
+    rows = 1 + max(int(p[2][..., 0].max()) if p[2].numel() else 0 for p in parts)
+    return assemble(model, target, images, None, top, (rows, cols), tuple(images.shape[1:]),
+                    len(images) if images_processed is None else images_processed, crop_size)
+
+
+def merge_winners(parts: Sequence[Winners], k: int, minimize: bool = False) -> Winners:
+    """The k best of the union of `parts` per unit, best first, in a total order: activation descending (NaN
+    last, -0.0 equal to 0.0), ties by image index then flat map position ascending; minimize: by the negated
+    activation (values are returned as given). Each (image, position) pair may appear once per unit."""
+    pool = tuple(torch.cat(ts, dim=1) for ts in zip(*parts))
+    vals, idx, pos = pool
+    key = order_key(-vals if minimize else vals)
+    rank = idx.long() * (int(pos.max()) + 1 if pos.numel() else 1) + pos.long()
+    order = _top(key, rank, k)
+    return tuple(t.gather(1, order) for t in pool)
+
+
+def order_key(values: Tensor) -> Tensor:
+    """Integers that order `values` as the winners rank them (larger first): exact for every float dtype, -0.0
+    equal to 0.0, NaN below -inf."""
+    wide = values.dtype == torch.float64
+    v = values.to(torch.float64 if wide else torch.float32) + 0.0  # -0.0 + 0.0 is 0.0
+    ints = torch.int64 if wide else torch.int32
+    bits = v.view(ints)
+    key = torch.where(bits < 0, bits ^ torch.iinfo(ints).max, bits)  # negative floats: reverse their magnitude order
+    return key.masked_fill(v.isnan(), torch.iinfo(ints).min)
+
+
+def _top(key: Tensor, rank: Tensor, k: int) -> Tensor:
+    """Column indices [R, min(k, P)] of each row's k best entries of key [R, P] (larger first), ties by the smaller
+    rank (distinct within a row), in that order; torch.topk alone breaks ties arbitrarily."""
+    k = min(k, key.shape[1])
+    kth = key.topk(k, dim=1).values[:, -1:]
+    wide = torch.int64 if int(rank.max()) >= torch.iinfo(torch.int32).max else torch.int32
+    big, small = torch.iinfo(wide).max, torch.iinfo(wide).min
+    # every entry above the k-th is taken (fewer than k); the k-th's ties fill the rest by rank
+    pick = torch.where(key > kth, big, torch.where(key == kth, -rank.to(wide), small))
+    chosen = pick.topk(k, dim=1).indices
+    chosen = chosen.gather(1, rank.gather(1, chosen).argsort(dim=1))
+    return chosen.gather(1, key.gather(1, chosen).argsort(dim=1, descending=True, stable=True))
+
+
 def _batches(images: Tensor | Iterable[Tensor], batch_size: int, progress: bool) -> Iterable[Tensor]:
     """Batches [B, 3, H, W]: slices of a tensor, or an iterable's items (the first element of tuples)."""
     if isinstance(images, Tensor):
@@ -113,34 +183,48 @@ def _batches(images: Tensor | Iterable[Tensor], batch_size: int, progress: bool)
         batches: Iterable[Tensor] = images.split(batch_size)
     else:
         batches = (b[0] if isinstance(b, (tuple, list)) else b for b in images)
-    if progress:
-        from tqdm.auto import tqdm
+    return _counted(batches, _image_count(images)) if progress else batches
 
-        batches = tqdm(batches, desc="top patches", unit="batch", leave=False)
-    return batches
+
+def _image_count(images: Tensor | Iterable[Tensor]) -> int | None:
+    """How many images `images` holds where it says: a tensor's length, or the length of the `dataset` an iterable
+    names (a DataLoader's); None for other iterables (a list's length counts batches, not images)."""
+    sized = images if isinstance(images, Tensor) else getattr(images, "dataset", None)
+    try:
+        return len(sized)
+    except TypeError:
+        return None
+
+
+def _counted(batches: Iterable[Tensor], total: int | None) -> Iterable[Tensor]:
+    """The batches, with a progress bar counting images (and images/s) as each batch is ranked."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc="top patches", unit="img", leave=False) as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))
 
 
 def _candidates(acts: Tensor, target: Target, mode: str, per_image: int | None, offset: int) -> Winners:
-    """Each image's candidates per unit from acts [B, U, h, w]: ([U, B*m] values, image indices, positions)."""
+    """Each image's candidates per unit from acts [B, U, h, w]: ([U, B*m] values, image indices, positions);
+    an image's ties go to the first position (row-major), whatever the batch."""
     b, u, h, w = acts.shape
     flat = acts.flatten(2).transpose(0, 1)  # [U, B, h*w]
+    m = 1 if mode == "max" else min(per_image or h * w, h * w)
     if target.kind == "neuron":
         r, c = target.position_in(h, w)
         pos = torch.full((u, b, 1), r * w + c, device=acts.device)
-        vals = flat.gather(2, pos)
+    elif m == 1:
+        pos = nan_last(flat).argmax(dim=2, keepdim=True)  # the first maximal position
+    elif m == h * w:
+        pos = torch.arange(h * w, device=acts.device).expand(u, b, h * w)
     else:
-        m = 1 if mode == "max" else min(per_image or h * w, h * w)
-        pos = nan_last(flat).topk(m, dim=2).indices
-        vals = flat.gather(2, pos)
+        spots = torch.arange(h * w, device=acts.device).expand(u * b, h * w)
+        pos = _top(order_key(flat.reshape(u * b, h * w)), spots, m).view(u, b, m)
+    vals = flat.gather(2, pos)
     idx = (torch.arange(b, device=acts.device) + offset).view(1, b, 1).expand_as(vals)
     return vals.reshape(u, -1), idx.reshape(u, -1), pos.reshape(u, -1)
-
-
-def _merge(top: Winners | None, cand: Winners, k: int) -> Winners:
-    """The k best of the running winners and a batch's candidates, per unit, best first (NaN last)."""
-    pool = cand if top is None else tuple(torch.cat([a, b], dim=1) for a, b in zip(top, cand))
-    order = nan_last(pool[0]).topk(min(k, pool[0].shape[1]), dim=1).indices
-    return tuple(t.gather(1, order) for t in pool)
 
 
 def _keep(kept: dict[int, Tensor], winners: Tensor, batch: Tensor, offset: int) -> None:

@@ -34,6 +34,8 @@ class RunOptions:
 
 
 Call = Callable[[ModelSpec, DataSpec, Target, dict[str, Any], RunOptions, nn.Module], Visualization]
+Merge = Callable[[ModelSpec, DataSpec, Target, dict[str, Any], RunOptions, list[dict[str, Any]]], Visualization]
+# (spec, the whole data, target, params, opts, each shard's saved arrays: experiments.run.save_pictures) -> result
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class Method:
     # (h, w)) -> params with sizes given relative to the images resolved to pixels (occlusion's window=auto)
     order: int = 99  # where the gallery lists it: the four families as the mission names them (weights 0,
     # gradient ascent 1, occlusion 2, top patches 3), others after
+    merge: Merge | None = None  # the result of one pass over the whole data from its shards' (experiments.merge);
+    # None: the method does not run on shards (data.num_shards > 1)
 
     def __post_init__(self) -> None:
         if self.inputs not in INPUTS:

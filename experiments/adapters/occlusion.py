@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from experiments.adapters.base import Method, RunOptions, signature_schema
 from experiments.contenders import Contender, Setup, bare_module, formatted
 from experiments.data.spec import DataSpec
+from experiments.data.stream import batches
 from experiments.devices import autocast, prepare_input
 from experiments.zoo.spec import ModelSpec
 from methods import occlusion
@@ -25,8 +26,8 @@ def top_images(spec: ModelSpec, data: DataSpec, target: Target, n: int, batch_si
     device = next(spec.model.parameters()).device
     scores = []
     with torch.inference_mode():
-        for start in range(0, len(data.images), batch_size):
-            acts = trunc(data.images[start:start + batch_size].to(device))
+        for batch in batches(data.images, batch_size, data.workers):
+            acts = trunc(batch.to(device))
             if target.kind == "channel" and acts.dim() == 4:
                 scores.append(nan_last(acts[:, list(target.units)].flatten(2)).amax(2).float().cpu())
             else:
@@ -58,7 +59,9 @@ def call(spec: ModelSpec, data: DataSpec, target: Target, params: dict[str, Any]
 
 
 def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]]:
-    """vizbench occlusion, the bare forwards of every image it evaluated, captum at ppe 1 and at the batch size.
+    """vizbench occlusion, its full-forward path (where it computes incrementally), its approximate mode (where the
+    case has `approx`: the maps' error against the exact ones is a check row), the bare forwards of every image the
+    full path evaluates, captum at ppe 1 and at the batch size.
 
     Work: perturbations = images x windows of the full map x units, the same for every contender.
     """
@@ -67,12 +70,20 @@ def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]
     images = prepare_input(s.images, s.device, s.channels_last)
     bs = p["batch_size"]
 
-    def vizbench() -> Any:
+    def run(**overrides: Any) -> occlusion.OcclusionMaps:
         with autocast(s.device, s.amp):
-            result = occlusion.visualize(model, images, target, normalize=s.normalize, channels_last=s.channels_last,
-                                         **s.case.params)
+            return occlusion.visualize(model, images, target, normalize=s.normalize, channels_last=s.channels_last,
+                                       **{**s.case.params, **overrides})
+
+    def vizbench() -> Any:
+        result = run()
         s.state["forwards"] = len(images) + result.perturbations
+        if (note := f"vizbench engine: {result.engine}") not in s.notes:
+            s.notes.append(note)
         return result
+
+    def approximate() -> Any:
+        s.state["approx_maps"] = run(engine="incremental", approx=s.case.approx).maps
 
     net = bare_module(s)
     x = prepare_input(images[torch.arange(bs) % len(images)], s.device, s.channels_last)  # real images: speed depends a little on content
@@ -85,11 +96,21 @@ def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]
                 net(x[: min(bs, s.state["forwards"] - start)])
 
     out = [Contender("vizbench", vizbench, batch_size=bs), Contender("bare", bare, batch_size=bs)]
+    if p.get("engine", "auto") != "full":
+        out.append(Contender("vizbench_full", lambda: run(engine="full"), "engine=full", bs))
+    if s.case.approx is not None:
+        out.append(Contender("vizbench_approx", approximate, f"approx={s.case.approx}", bs))
+        s.checks["approx_max_abs_error"] = lambda: approx_error(s.state["approx_maps"], run(approx=None).maps)
     if peers:
         out += [Contender("captum_occlusion", captum_fn(s, model, images, p, ppe), f"ppe={ppe}", ppe)
                 for ppe in dict.fromkeys((1, bs))]
     windows = len(occlusion.window_starts(s.size, p["window"], p["stride"])) ** 2
     return out, {"perturbations": len(images) * windows * len(target.units)}
+
+
+def approx_error(approx: Tensor, exact: Tensor) -> float:
+    """The approximate maps' largest absolute difference to the exact ones, over the exact maps' largest magnitude."""
+    return float((approx.float() - exact.float()).abs().max() / exact.float().abs().max().clamp_min(1e-12))
 
 
 def captum_fn(s: Setup, model: nn.Module, images: Tensor, params: dict[str, Any], ppe: int) -> Callable[[], Tensor]:

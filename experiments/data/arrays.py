@@ -11,11 +11,19 @@ Images are channels first: [C, H, W] (one image) or [N, C, H, W] (a batch), C th
 Values: float in [0, 1] as they are, uint8 divided by 255; anything else needs data.value_range=[lo, hi], which
 (for any dtype, when given) maps lo..hi linearly to 0..1, values outside it being an error. Images at another
 (H, W) than the model's are resized to it (bilinear, antialiased; masks by nearest neighbour), stretching them:
-give the model's aspect ratio. data.n caps the count with a seeded draw, kept in file order. Nothing is
-unpickled: np.load(allow_pickle=False), torch.load(weights_only=True).
+give the model's aspect ratio. data.n caps the count with a seeded draw, kept in file order (data.n=all: every
+image). Nothing is unpickled: np.load(allow_pickle=False), torch.load(weights_only=True).
+Streamed (data.stream=true, or auto for data.n=all or more than experiments.data.count.STREAM_ABOVE images), the
+images and masks are ArrayImages and ArrayMasks (experiments.data.stream): .npy files are memory-mapped
+(np.load(mmap_mode="r")), .pt files too (torch.load(mmap=True)), and each image is converted, checked and resized
+as it is read, so a value outside [0, 1] or data.value_range fails when its image is read, not up front. A .npz
+cannot be memory-mapped (its members are zip entries, maybe compressed): it is read into memory whole, with a
+warning; save large sets as .npy or .pt to stream them. Labels are read up front (one integer per image).
 """
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import logging
 import os
 import pickle
@@ -27,8 +35,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from experiments.data.count import ALL, check_n, check_stream, check_workers, streams, worker_count
 from experiments.data.fit import resize_images, resize_masks
 from experiments.data.spec import DataSpec
+from experiments.data.stream import LazyImages
 from methods.base import invalid_choice, one_line, pair
 
 log = logging.getLogger(__name__)
@@ -64,8 +74,9 @@ def _keys(found: dict[str, Any], source: str) -> Part:
     return dict(found)
 
 
-def read_file(path: str) -> Part:
-    """One .npy, .npz or .pt file as a Part; one line for a file that cannot be read or holds pickled objects."""
+def read_file(path: str, mmap: bool = False) -> Part:
+    """One .npy, .npz or .pt file as a Part (.npy memory-mapped, .pt too with `mmap` unless saved in the legacy
+    format); one line for a file that cannot be read or holds pickled objects."""
     try:
         if path.endswith(".npy"):
             return {"images": np.load(path, mmap_mode="r", allow_pickle=False)}
@@ -73,7 +84,7 @@ def read_file(path: str) -> Part:
             with np.load(path, allow_pickle=False) as npz:
                 found = {key: npz[key] for key in npz.files}
         else:
-            found = torch.load(path, map_location="cpu", weights_only=True)
+            found = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except (ValueError, OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
         raise ValueError(f"data.path={path!r} {problem(err)}") from None
     if isinstance(found, Tensor):
@@ -169,34 +180,36 @@ def check_value_range(value_range: Sequence[float]) -> tuple[float, float]:
     return float(value_range[0]), float(value_range[1])
 
 
-def check_load_arrays(path: str | None = None, n: int = 512, value_range: Sequence[float] | None = None) -> None:
-    """data.path is set, data.n positive and data.value_range a range, checked without reading anything
-    (experiments.builders.check_builder; the files may exist only where the jobs run)."""
+def check_load_arrays(path: str | None = None, n: int | str = 512, value_range: Sequence[float] | None = None,
+                      stream: Any = "auto", workers: Any = "auto") -> None:
+    """data.path is set, data.n a count or all, data.value_range a range, data.stream and data.workers known,
+    checked without reading anything (experiments.builders.check_builder; the files may exist only where the
+    jobs run)."""
     if not path:
         list_files(path)
-    if n < 1:
-        raise ValueError(f"data.n={n} must be >= 1")
+    check_n(n)
     if value_range is not None:
         check_value_range(value_range)
+    check_stream(stream)
+    check_workers(workers)
 
 
-def load_arrays(path: str | None, size: int | tuple[int, int], channels: int = 3, n: int = 512, seed: int = 0,
-                value_range: Sequence[float] | None = None) -> DataSpec:
-    """Up to `n` images (a seeded draw, in file order) from the arrays at `path` (see the module docstring), with
-    `channels` channels, at `size`, in [0, 1]; their labels (-1 where none) and masks (where any)."""
-    check_load_arrays(path, n, value_range)
+def load_arrays(path: str | None, size: int | tuple[int, int], channels: int = 3, n: int | str = 512, seed: int = 0,
+                value_range: Sequence[float] | None = None, stream: Any = "auto", workers: Any = "auto") -> DataSpec:
+    """Up to `n` images (all, or a seeded draw, in file order) from the arrays at `path` (see the module docstring),
+    with `channels` channels, at `size`, in [0, 1]; their labels (-1 where none) and masks (where any), read up
+    front or streamed by `workers` DataLoader processes."""
+    check_load_arrays(path, n, value_range, stream, workers)
     files = list_files(path)
-    parts = [as_batch(read_file(f), f) for f in files]
-    for f, part in zip(files, parts):
-        if (c := part["images"].shape[1]) != channels:
-            hint = (" (channels-last? arrays are [N, C, H, W]: transpose them)" if part["images"].shape[-1] == channels
-                    else "")
-            raise ValueError(f"data.path={f!r} holds {c}-channel images (shape {list(part['images'].shape)}); the "
-                             f"model takes {channels} channels{hint}")
+    parts = [as_batch(read_file(f, mmap=True), f) for f in files]
+    check_part_channels(files, parts, channels)
     counts = [len(p["images"]) for p in parts]
     keep = torch.arange(sum(counts))
-    if len(keep) > n:
+    if n != ALL and len(keep) > n:
         keep = torch.randperm(len(keep), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    if streams(stream, n, sum(counts)):
+        streamed = stream_arrays(ArrayFiles(files, parts), keep, size, value_range, path)
+        return dataclasses.replace(streamed, workers=worker_count(workers))
     images, labels, masks = [], [], []
     for f, part, start, count in zip(files, parts, np.cumsum([0, *counts]), counts):
         idx = (keep[(keep >= start) & (keep < start + count)] - start).numpy()
@@ -207,7 +220,18 @@ def load_arrays(path: str | None, size: int | tuple[int, int], channels: int = 3
                       else torch.full((len(idx),), -1))
         masks.append(resize_masks(tensor(part["masks"][idx], f, "masks") != 0, size) if "masks" in part else None)
     return DataSpec(name="arrays", images=torch.cat(images), labels=torch.cat(labels),
-                    masks=join_masks(masks, [len(i) for i in images], pair(size), path), class_names=())
+                    masks=join_masks(masks, [len(i) for i in images], pair(size), path), class_names=(),
+                    workers=worker_count(workers))
+
+
+def check_part_channels(files: list[str], parts: list[Part], channels: int) -> None:
+    """One line for a file whose images have another channel count than the model's."""
+    for f, part in zip(files, parts):
+        if (c := part["images"].shape[1]) != channels:
+            hint = (" (channels-last? arrays are [N, C, H, W]: transpose them)" if part["images"].shape[-1] == channels
+                    else "")
+            raise ValueError(f"data.path={f!r} holds {c}-channel images (shape {list(part['images'].shape)}); the "
+                             f"model takes {channels} channels{hint}")
 
 
 def join_masks(masks: list[Tensor | None], counts: list[int], size: tuple[int, int], path: str) -> Tensor | None:
@@ -215,6 +239,90 @@ def join_masks(masks: list[Tensor | None], counts: list[int], size: tuple[int, i
     if all(m is None for m in masks):
         return None
     if missing := sum(c for m, c in zip(masks, counts) if m is None):
-        log.warning("data.path=%r: %d of %d images come from files without masks: their masks are empty "
-                    "(pointing_game is NaN on them)", path, missing, sum(counts))
+        warn_missing(path, missing, sum(counts))
     return torch.cat([torch.zeros(c, *size, dtype=torch.bool) if m is None else m for m, c in zip(masks, counts)])
+
+
+def warn_missing(path: str, missing: int, total: int) -> None:
+    """One warning counting the images that come from files without masks."""
+    log.warning("data.path=%r: %d of %d images come from files without masks: their masks are empty "
+                "(pointing_game is NaN on them)", path, missing, total)
+
+
+class ArrayFiles:
+    """A streamed data=arrays' files, opened once per process (.npy and .pt memory-mapped, .npz read whole)."""
+
+    def __init__(self, files: list[str], parts: list[Part] | None = None) -> None:
+        self.files = files
+        self._parts = parts
+        self.starts = np.cumsum([0, *(len(p["images"]) for p in self.parts())]).tolist()
+
+    def parts(self) -> list[Part]:
+        """Each file's Part, opened on first use in this process."""
+        if self._parts is None:
+            self._parts = [as_batch(read_file(f, mmap=True), f) for f in self.files]
+        return self._parts
+
+    def locate(self, row: int) -> tuple[str, Part, int]:
+        """The file holding image `row` of the whole, its Part, and the image's index in it."""
+        i = bisect.bisect_right(self.starts, row) - 1
+        return self.files[i], self.parts()[i], row - self.starts[i]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the opened arrays (a memory map would be copied whole): a spawned worker reopens them."""
+        return {**self.__dict__, "_parts": None}
+
+
+def copied(array: Any, i: int) -> Any:
+    """Item i of an array or tensor as a batch of one, copied out of any memory map (which is read-only)."""
+    return array[i : i + 1].clone() if isinstance(array, Tensor) else np.array(array[i : i + 1])
+
+
+class ArrayImages(LazyImages):
+    """A streamed data=arrays' images [C, H, W]: each converted to [0, 1], checked and resized as it is read."""
+
+    def __init__(self, rows: Tensor, files: ArrayFiles, size: Any, value_range: Sequence[float] | None) -> None:
+        super().__init__(rows, (files.parts()[0]["images"].shape[1], *pair(size)))
+        self.files, self.size, self.value_range = files, size, value_range
+
+    def read(self, row: int) -> Tensor:
+        """Image `row` of the whole, as the eager path converts it; one line naming its file where it is bad."""
+        f, part, i = self.files.locate(row)
+        return resize_images(to_unit(copied(part["images"], i), self.value_range, f), self.size)[0]
+
+
+class ArrayMasks(LazyImages):
+    """A streamed data=arrays' masks [H, W] (non-zero = object; empty for files without masks), resized as read."""
+
+    dtype = torch.bool
+
+    def __init__(self, rows: Tensor, files: ArrayFiles, size: Any) -> None:
+        super().__init__(rows, pair(size))
+        self.files, self.size = files, size
+
+    def read(self, row: int) -> Tensor:
+        """The mask of image `row` of the whole."""
+        f, part, i = self.files.locate(row)
+        if "masks" not in part:
+            return torch.zeros(self.item, dtype=torch.bool)
+        return resize_masks(tensor(copied(part["masks"], i), f, "masks") != 0, self.size)[0]
+
+
+def stream_arrays(opened: ArrayFiles, keep: Tensor, size: Any, value_range: Sequence[float] | None,
+                  path: str) -> DataSpec:
+    """Images `keep` of the whole as ArrayImages (masks: ArrayMasks where any file has masks), labels read now."""
+    for f in opened.files:
+        if f.endswith(".npz"):
+            log.warning("data.path=%r: a .npz cannot be memory-mapped, so its arrays are read into memory whole "
+                        "(save them with np.save as .npy, or torch.save as .pt, to stream them)", f)
+    labels = torch.cat([integers(tensor(p["labels"], f, "labels"), f) if "labels" in p else
+                        torch.full((len(p["images"]),), -1) for f, p in zip(opened.files, opened.parts())])[keep]
+    masks = None
+    if with_masks := [i for i, p in enumerate(opened.parts()) if "masks" in p]:
+        starts = torch.tensor(opened.starts)
+        file_of = torch.bucketize(keep, starts[1:], right=True)
+        if missing := int((~torch.isin(file_of, torch.tensor(with_masks))).sum()):
+            warn_missing(path, missing, len(keep))
+        masks = ArrayMasks(keep, opened, size)
+    return DataSpec(name="arrays", images=ArrayImages(keep, opened, size, value_range), labels=labels, masks=masks,
+                    class_names=())

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from experiments.data.channels import as_channels, check_channels
+from experiments.data.count import check_n
 from experiments.data.spec import DataSpec, describe
 from methods.base import one_line, pair
 
@@ -88,9 +89,9 @@ def _crops(photos: list[np.ndarray], n: int, size: tuple[int, int], seed: int) -
 
 
 def check_load_photos(n: int = 256) -> None:
-    """data.n is positive, checked without loading anything (experiments.builders.check_builder)."""
-    if n < 1:
-        raise ValueError(f"data.n={n} must be >= 1")
+    """data.n is a count (crops are drawn: there is no all), checked without loading anything
+    (experiments.builders.check_builder)."""
+    check_n(n, "skimage")
 
 
 def load_photos(size: int | tuple[int, int] = 64, channels: int = 3, n: int = 256, seed: int = 0) -> DataSpec:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from experiments.data.channels import as_channels, check_channels
+from experiments.data.count import check_n
 from experiments.data.spec import DataSpec, describe
 from methods.base import pair
 
@@ -148,11 +149,16 @@ def _draw(k: int, m: int, h: int, w: int, g: torch.Generator, level: Tensor) -> 
     return mask.unsqueeze(1).float(), colour
 
 
+def check_make_shapes(n: int = 512) -> None:
+    """data.n is a count (shapes are drawn: there is no all), checked before drawing
+    (experiments.builders.check_builder)."""
+    check_n(n, "shapes")
+
+
 def make_shapes(n: int = 512, size: int | tuple[int, int] = 64, seed: int = 0, channels: int = 3) -> DataSpec:
     """`n` seeded shape images at `size` (px, or (h, w)), classes balanced (see CLASSES), with object masks;
     `channels`=1 gives the luminance of the RGB drawing (experiments.data.channels)."""
-    if n < 1:
-        raise ValueError(f"data.n={n} must be >= 1")
+    check_make_shapes(n)
     h, w = pair(size)
     if min(h, w) < 32:
         raise ValueError(f"data=shapes draws images of >= 32 px; the model's input is {describe(size)}")

@@ -7,17 +7,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from experiments.data.stream import LazyImages
 from methods.base import pair
 
 
 @dataclass
 class DataSpec:
-    """Images in display space [N, C, H, W] float in [0, 1], with labels and, where known, object masks."""
+    """Images in display space [N, C, H, W] float in [0, 1], with labels and, where known, object masks; a streamed
+    source's images and masks are LazyImages (experiments.data.stream), decoded as they are indexed or batched."""
 
     name: str
-    images: Tensor
+    images: Tensor | LazyImages
     labels: Tensor  # [N] int64 (-1 where unknown)
-    masks: Tensor | None  # [N, H, W] bool, True on the object
+    masks: Tensor | LazyImages | None  # [N, H, W] bool, True on the object
     class_names: tuple[str, ...]
     skipped: tuple[str, ...] = ()  # files the source could not read and left out (each logged as a warning)
     index: Tensor | None = None  # [N] each image's index in the whole (unsharded) source; None: 0..N-1

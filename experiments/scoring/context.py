@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from experiments.adapters import Method, RunOptions, get_method
 from experiments.config import MetricsConf
 from experiments.data.spec import DataSpec
+from experiments.data.stream import batches
 from experiments.zoo.spec import ModelSpec
 from methods.base import Normalize, Target, Visualization, read_out
 from methods.graph import fast_forward
@@ -54,6 +55,7 @@ class Scoring:
             "layer": lambda: bool(self.target.layer),
             "several_images": lambda: result.images_per_unit > 1,
             "rerun": lambda: bool(self.settings.reruns),
+            "approximate": lambda: getattr(result, "approx", None) is not None,
         }[need]()
 
     def memo(self, key: str, make: Callable[..., Any], *args: Any) -> Any:
@@ -100,7 +102,7 @@ class Scoring:
     def natural(self) -> Tensor:
         """[N, U] target scores of every data image."""
         score = self.scorer()
-        return torch.cat([score(self.data.images[i:i + 128]) for i in range(0, len(self.data.images), 128)])
+        return torch.cat([score(batch) for batch in batches(self.data.images, 128, self.data.workers)])
 
 
 def rows_for(result: Visualization, metric: str, values: Iterable[float]) -> list[Row]:

@@ -16,6 +16,7 @@ import math
 import torch
 from torch import Tensor
 
+from experiments.data.stream import batches
 from experiments.scoring.context import Row, Scoring
 from experiments.tables import not_a_number
 from methods.base import Visualization, one_line
@@ -63,7 +64,7 @@ def unit_activations(s: Scoring, result: Visualization) -> Tensor:
         acts = s.natural
     else:  # e.g. raw_weights with layer '': the target names the output, the result the first conv
         score = s.scorer(result.layer)
-        acts = torch.cat([score(s.data.images[i:i + BATCH]) for i in range(0, len(s.data.images), BATCH)])
+        acts = torch.cat([score(batch) for batch in batches(s.data.images, BATCH, s.data.workers)])
     acts = acts.reshape(len(acts), -1)
     return acts.expand(-1, len(result.units)) if acts.shape[1] == 1 else acts  # layer, direction: one score
 

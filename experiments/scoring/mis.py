@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from experiments.data.stream import LazyImages, batches
 from experiments.metrics import mis
 from experiments.scoring.context import Row, Scoring
 from experiments.scoring.registry import metric
@@ -17,7 +18,7 @@ from methods.top_patches import TopPatches
 MIS_BATCH = 128
 
 
-def unit_peaks(s: Scoring, images: Tensor) -> tuple[Tensor, Tensor | None]:
+def unit_peaks(s: Scoring, images: Tensor | LazyImages) -> tuple[Tensor, Tensor | None]:
     """Each target unit's peak on each image: scores [N, U] and layer-map positions [N, U, 2] (row, col).
 
     Channel targets on a spatial map: the spatial max and where it is (NaN positions rank last). Neuron
@@ -28,8 +29,8 @@ def unit_peaks(s: Scoring, images: Tensor) -> tuple[Tensor, Tensor | None]:
     units = list(s.target.units)
     values, positions = [], []
     with torch.inference_mode():
-        for start in range(0, len(images), MIS_BATCH):
-            acts = trunc(images[start:start + MIS_BATCH].to(s.device))
+        for batch in batches(images, MIS_BATCH, s.data.workers):
+            acts = trunc(batch.to(s.device))
             if s.target.kind not in ("channel", "neuron") or acts.dim() != 4:
                 values.append(read_out(acts, s.target).float().cpu())
                 continue

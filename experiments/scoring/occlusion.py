@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from experiments.data.stream import batches
 from experiments.metrics import occlusion
 from experiments.scoring.context import Row, Scoring
 from experiments.scoring.degenerate import BATCH, flat
@@ -60,8 +61,8 @@ def occluded_scorer(s: Scoring, unit_index: int) -> Callable[[Tensor], Tensor]:
 def score_range(s: Scoring) -> Tensor:
     """[U] range (max - min) of each unit's occluded score over the data images, computed once per result."""
     def make() -> Tensor:
-        score, images = occluded_scores(s), s.data.images
-        acts = torch.cat([score(images[i:i + BATCH]) for i in range(0, len(images), BATCH)])
+        score = occluded_scores(s)
+        acts = torch.cat([score(batch) for batch in batches(s.data.images, BATCH, s.data.workers)])
         return acts.amax(0) - acts.amin(0)
 
     return s.memo("occlusion/score_range", make)
@@ -157,3 +158,23 @@ for _name, _value, _better, _needs in (
     ("complexity", partial(statistic, occlusion.complexity), "descriptive", ()),
 ):
     declare(_name, OcclusionMaps, _better, _needs, partial(map_rows, _name, _value))
+
+
+def approx_error(s: Scoring, result: OcclusionMaps) -> list[Row]:
+    """Approximate incremental occlusion (method.params.approx): per unit and image, the largest absolute
+    difference of its map to the exact map (the method again with approx unset), over the exact map's largest
+    magnitude."""
+    exact = s.memo("exact", lambda: s.method.call(s.spec, s.data, s.target, {**s.params, "approx": None}, s.opts,
+                                                  s.spec.model))
+    rows = []
+    for i, unit in enumerate(result.units):
+        (own, approx), (_, truth) = result.own_maps(i), exact.own_maps(i)
+        for idx, a, m in zip(own, approx, truth):
+            row = {"unit": unit, "image": idx, "metric": "approx_max_abs_error"}
+            scale = float(m.abs().max())
+            rows.append({**row, "value": float((a - m).abs().max()) / scale} if scale > 0 else
+                        {**row, "value": float("nan"), "status": "degenerate: the exact occlusion map is all zero"})
+    return rows
+
+
+declare("approx_max_abs_error", OcclusionMaps, "lower", ("rerun", "approximate"), approx_error)

@@ -14,7 +14,8 @@ from methods.base import Visualization, invalid_choice
 Row = dict[str, Any]
 BETTER = ("higher", "lower", "descriptive")
 NEEDS = ("ground_truth", "masks", "labels", "randomization", "randomization_curve", "stochastic", "layer",
-         "several_images", "rerun")  # rerun: the metric runs the method again (off under metrics=fast)
+         "several_images", "rerun", "approximate")  # rerun: the metric runs the method again (off under metrics=fast);
+# approximate: the result is an approximation (occlusion's approx) that the metric compares with the exact one
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ def test_folder_of_only_unreadable_images_stops(tmp_path: Path) -> None:
 
 
 def test_image_folder_needs_n(image_root: Path) -> None:
-    assert folder_error(ValueError, image_root, n=0) == "data.n=0 must be >= 1"
+    assert folder_error(ValueError, image_root, n=0) == "data.n=0 must be >= 1 or all"
 
 
 def test_shapes_too_small_for_the_model_names_input_size() -> None:

@@ -120,7 +120,7 @@ def test_lucent_is_marked_failed_when_the_case_is_not_its_work(tmp_path: Path) -
 
 def test_peers_off_times_no_peer(tmp_path: Path) -> None:
     df = run(speed_cfg(tmp_path, [OCC_NEURON], "speed.peers=false"))
-    assert set(df["contender"]) == {"vizbench", "bare"}
+    assert set(df["contender"]) == {"vizbench", "bare", "vizbench_full"}  # vizbench_full: its own full-forward path
     assert value(df, "occ_neuron", "vizbench", "vs_peer")["status"].iloc[0] == "skipped: peers off (speed.peers=false)"
 
 
