@@ -103,8 +103,8 @@ def visualize(
             builds it: cut at the layer, BatchNorm folded).
         engine: "incremental": recompute each occluded image only where its window changes the activations
             (methods/occlusion_incremental.py, Krypton; exact up to float rounding); "full": one forward per window
-            (as captum); "auto": where the model traces with torch.fx and there are more than four batches of
-            windows, whichever of the two is faster on the first four (see _drops); else full.
+            (as captum); "auto": where the model traces with torch.fx and there are more than three batches of
+            windows, whichever of the two is faster on the first three (see _drops); else full.
         approx: incremental only: Krypton's projective-field threshold in (0, 1]: no changed region grows beyond
             this fraction of its map's side (faster, approximate); None = exact.
 
@@ -234,9 +234,10 @@ def _drops(
     """Score drops [N, U, rows, cols] of every kept window of every image, in batches (0 where not kept), and the
     engine that computed them.
 
-    With `race` and more than RACE batches, the first RACE batches alternate between the incremental and the
-    full engine and the rest go to the one faster on its second batch (the first pays for first-use setup), with
-    fewer the full engine computes them all:
+    With `race` and more than RACE batches, the incremental engine computes the first two (the first pays for
+    first-use setup), the full engine the third, and the rest go to the faster of the timed two (the full
+    engine's first batch here may carry some setup too, which favours incremental); with fewer batches the full
+    engine computes them all:
     incremental's advantage depends on the model, the image and the window, and on small maps its bookkeeping
     per op can cost more than it saves. Every batch counts, whichever engine computed it.
     """
@@ -260,17 +261,17 @@ def _drops(
     for step, start in enumerate(chunks):
         if racing and step == RACE:
             engine = min(took, key=took.get)
-        name = ("incremental", "full")[step % 2] if racing and step < RACE else engine
+        name = ("incremental", "incremental", "full")[step] if racing and step < RACE else engine
         b, (i, j) = which[start:start + batch_size], grid[start:start + batch_size].T
         begin = _now(images.device)
         scores = score(scorers[name](b, i, j), target, reduce, output)
-        if step >= 2:
+        if step >= 1:
             took[name] = min(took[name], _now(images.device) - begin)
         drops[b, :, i, j] = orig[b] - scores
     return drops, engine
 
 
-RACE = 4  # batches the auto engine times before choosing (two per engine)
+RACE = 3  # batches the auto engine runs before choosing: incremental twice (the second timed), full once
 
 
 def _full_scorer(net: nn.Module, images: Tensor, base: Tensor | float, rows: Tensor, cols: Tensor, window: int,
