@@ -12,6 +12,7 @@ from experiments.contenders import Contender, Setup, bare_module, formatted
 from experiments.data.spec import DataSpec
 from experiments.data.stream import batches
 from experiments.devices import autocast, prepare_input
+from experiments.metrics.occlusion import approx_max_abs_error
 from experiments.zoo.spec import ModelSpec
 from methods import occlusion
 from methods.base import Target, invalid_choice, nan_last, read_out
@@ -100,17 +101,12 @@ def contenders(s: Setup, peers: bool) -> tuple[list[Contender], dict[str, float]
         out.append(Contender("vizbench_full", lambda: run(engine="full"), "engine=full", bs))
     if s.case.approx is not None:
         out.append(Contender("vizbench_approx", approximate, f"approx={s.case.approx}", bs))
-        s.checks["approx_max_abs_error"] = lambda: approx_error(s.state["approx_maps"], run(approx=None).maps)
+        s.checks["approx_max_abs_error"] = lambda: approx_max_abs_error(s.state["approx_maps"], run(approx=None).maps)
     if peers:
         out += [Contender("captum_occlusion", captum_fn(s, model, images, p, ppe), f"ppe={ppe}", ppe)
                 for ppe in dict.fromkeys((1, bs))]
     windows = len(occlusion.window_starts(s.size, p["window"], p["stride"])) ** 2
     return out, {"perturbations": len(images) * windows * len(target.units)}
-
-
-def approx_error(approx: Tensor, exact: Tensor) -> float:
-    """The approximate maps' largest absolute difference to the exact ones, over the exact maps' largest magnitude."""
-    return float((approx.float() - exact.float()).abs().max() / exact.float().abs().max().clamp_min(1e-12))
 
 
 def captum_fn(s: Setup, model: nn.Module, images: Tensor, params: dict[str, Any], ppe: int) -> Callable[[], Tensor]:

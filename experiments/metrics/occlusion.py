@@ -229,3 +229,10 @@ def complexity(saliency: ArrayLike) -> float:
         return float("nan")
     p = x[x > 0] / x.sum()
     return float(-(p * np.log(p)).sum())
+
+
+def approx_max_abs_error(approx: Tensor, exact: Tensor) -> float:
+    """Largest absolute difference of an approximate map to the exact one, over the exact map's largest magnitude
+    (0: equal); NaN where the exact map is all zero (no scale to measure against)."""
+    scale = float(exact.float().abs().max())
+    return float((approx.float() - exact.float()).abs().max()) / scale if scale > 0 else math.nan

@@ -171,9 +171,9 @@ def approx_error(s: Scoring, result: OcclusionMaps) -> list[Row]:
         (own, approx), (_, truth) = result.own_maps(i), exact.own_maps(i)
         for idx, a, m in zip(own, approx, truth):
             row = {"unit": unit, "image": idx, "metric": "approx_max_abs_error"}
-            scale = float(m.abs().max())
-            rows.append({**row, "value": float((a - m).abs().max()) / scale} if scale > 0 else
-                        {**row, "value": float("nan"), "status": "degenerate: the exact occlusion map is all zero"})
+            error = occlusion.approx_max_abs_error(a, m)
+            rows.append({**row, "value": error} if error == error else
+                        {**row, "value": error, "status": "degenerate: the exact occlusion map is all zero"})
     return rows
 
 

@@ -271,3 +271,10 @@ def test_scoring_class_target_uses_the_probability(planted_run):
     assert scoring.causal("deletion", False, s, 1, idx, m) == pytest.approx(expected)
     assert scoring.causal("insertion", False, s, 1, idx, m) == pytest.approx(
         occlusion.insertion_auc(prob, data.images[idx], m, steps=s.settings.auc_steps))
+
+
+def test_approx_max_abs_error_is_relative_to_the_exact_maps_largest_magnitude() -> None:
+    exact = torch.tensor([[0.0, -2.0], [1.0, 0.5]])
+    assert occlusion.approx_max_abs_error(exact.clone(), exact) == 0.0
+    assert occlusion.approx_max_abs_error(exact + torch.tensor([[0.0, 0.5], [0.0, 0.0]]), exact) == 0.25
+    assert math.isnan(occlusion.approx_max_abs_error(exact, torch.zeros(2, 2)))
