@@ -22,7 +22,7 @@ from experiments.compare import find_runs
 from experiments.devices import device_label, resolve_device
 from experiments.gallery.catalog import natural_key
 from experiments.progress import RunProgress
-from experiments.run import (build_run, context_columns, failure_line, log_traceback, metric_settings, run_options,
+from experiments.run import (build_run, context_columns, failed_target, failure_line, metric_settings, run_options,
                              save_and_score, value_rows)
 from experiments.runfolder import IGNORED, RunFolder, run_id
 from experiments.scoring import Scoring
@@ -201,9 +201,7 @@ def merge_group(group: list[Shard], out: Path, device: str | None = None) -> pd.
                                   merged_rows(result, shards, merge_s), cfg.method.preset,
                                   on_scoring=lambda: progress.stage(target.layer, "metrics"))  # noqa: B023
         except Exception as err:  # a failed target is recorded and fails the merge, the other targets still run
-            log_traceback(err)
-            rows = [{"layer": target.layer, "unit": None, "metric": "error", "value": float("nan"),
-                     "status": f"failed: {one_line(err)}"}]
+            rows = failed_target(target, err)
         folder.add(rows)
         progress.finished(target.layer, merge_s, time.perf_counter() - start - merge_s)
     progress.close()

@@ -195,13 +195,18 @@ def quality_run(cfg: DictConfig) -> pd.DataFrame:
             rows = save_and_score(folder.path, Scoring(method, spec, data, target, params, opts, settings), result,
                                   rows, cfg.method.preset, deferred, scoring_starts)
         except Exception as err:  # a failed target is recorded and fails the run, but the other targets still run
-            log_traceback(err)
-            rows = [{"layer": target.layer, "unit": None, "metric": "error", "value": float("nan"),
-                     "status": f"failed: {one_line(err)}"}]
+            rows = failed_target(target, err)
         folder.add(rows)
         progress.finished(target.layer, method_s, time.perf_counter() - start - method_s)
     progress.close()
     return folder.finish(tables.summary_markdown)
+
+
+def failed_target(target: Target, err: Exception) -> list[dict]:
+    """A target that failed: its traceback into the run's log, and its one failed row."""
+    log_traceback(err)
+    return [{"layer": target.layer, "unit": None, "metric": "error", "value": float("nan"),
+             "status": f"failed: {one_line(err)}"}]
 
 
 def log_traceback(err: BaseException) -> list[str]:
