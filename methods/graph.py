@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 from operator import attrgetter
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, fx, nn
@@ -51,6 +51,20 @@ class CutTracer(fx.Tracer):
         out = super().call_module(m, forward, args, kwargs)
         if self.path_of_module(m) == self.layer:
             raise _Reached(out)
+        return out
+
+
+class Recorder(fx.Interpreter):
+    """Runs the graph keeping `keep(output)` of every node in `kept`."""
+
+    def __init__(self, gm: fx.GraphModule, keep: Callable[[Any], Any]) -> None:
+        super().__init__(gm)
+        self.keep = keep
+        self.kept: dict[fx.Node, Any] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        self.kept[n] = self.keep(out)
         return out
 
 

@@ -25,6 +25,7 @@ from torch import Tensor, fx, nn
 from torch.fx.node import map_aggregate
 
 from methods.base import Normalize
+from methods.graph import Recorder
 from methods.layout import as_map
 from methods.rf_graph import ELEMENTWISE, PER_POSITION
 
@@ -90,7 +91,8 @@ class Incremental:
     def prepare(self, image: Tensor) -> Tensor:
         """Run the unoccluded image [1, C, H, W] (display space) once, keeping every node's output; its output."""
         x = self._input(image)
-        recorder = _Recorder(self.gm)
+        # copies: in-place ops later in the graph must not change the kept outputs
+        recorder = Recorder(self.gm, lambda out: out.clone() if isinstance(out, Tensor) else out)
         out = recorder.run(x)
         self.base = recorder.kept
         self.hw = tuple(image.shape[-2:])
@@ -206,19 +208,6 @@ class Incremental:
             zeros = torch.zeros(len(out), dtype=torch.long, device=out.device)
             return Region(self.base[n], out, zeros, zeros)
         return Plain(out)
-
-
-class _Recorder(fx.Interpreter):
-    """Runs the graph keeping a copy of every node's output (copies: in-place ops later must not change them)."""
-
-    def __init__(self, gm: fx.GraphModule) -> None:
-        super().__init__(gm)
-        self.kept: dict[fx.Node, Any] = {}
-
-    def run_node(self, n: fx.Node) -> Any:
-        out = super().run_node(n)
-        self.kept[n] = out.clone() if isinstance(out, Tensor) else out
-        return out
 
 
 def patched(r: Region, top: Tensor, left: Tensor, h: int, w: int, pad: float) -> Tensor:

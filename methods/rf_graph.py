@@ -20,7 +20,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.node import map_aggregate
 
 from methods.base import get_module, one_line
-from methods.graph import cut_graph, graph_module
+from methods.graph import Recorder, cut_graph, graph_module
 from methods.rf_geometry import GlobalField, ReceptiveField, Undecided
 
 Axis = tuple[int, int, int]  # (size, stride, start) along one spatial axis
@@ -127,29 +127,16 @@ def _leaves(v: Any) -> list:
     return [x for item in (v.values() if isinstance(v, dict) else v) for x in _leaves(item)]
 
 
-class _Recorder(fx.Interpreter):
-    """Runs the graph keeping every node's output, tensors replaced by their _Shape."""
-
-    def __init__(self, gm: fx.GraphModule) -> None:
-        super().__init__(gm)
-        self.values: dict[fx.Node, Any] = {}
-
-    def run_node(self, n: fx.Node) -> Any:
-        out = super().run_node(n)
-        self.values[n] = map_aggregate(out, lambda v: _Shape(v.shape) if isinstance(v, Tensor) else v)
-        return out
-
-
 def _run(gm: fx.GraphModule, model: nn.Module, layer: str, chw: tuple[int, int, int]) -> dict[fx.Node, Any]:
     """Every node's output on one fake [1, C, H, W] input (shapes only, no arithmetic)."""
     device = next(iter(model.parameters()), torch.zeros(())).device
-    recorder = _Recorder(gm)
+    recorder = Recorder(gm, lambda out: map_aggregate(out, lambda v: _Shape(v.shape) if isinstance(v, Tensor) else v))
     try:
         with eval_mode(gm), torch.no_grad(), FakeTensorMode(allow_non_fake_inputs=True):
             recorder.run(torch.empty(1, *chw, device=device))
     except Exception as err:  # noqa: BLE001 - the model cannot take this input (or fake tensors cannot run it)
         raise Undecided(f"{type(model).__name__} cannot run up to {layer!r} on a {list(chw)} input: {one_line(err)}") from err
-    return recorder.values
+    return recorder.kept
 
 
 @contextmanager
