@@ -125,10 +125,8 @@ class Incremental:
         geometry = self._geometry(n)
         if geometry is not None and isinstance(args[0], Region) and self._is_map(n):
             return self._spatial(n, env, args[0], geometry)
-        if self._elementwise(n) and self._is_map(n):
-            return self._combined(n, env, dim=None)
-        if _name(n) in JOINS and _cat_dim(n) in (1, -3) and self._is_map(n):
-            return self._combined(n, env, dim=1)
+        if (self._elementwise(n) or _name(n) in JOINS and _cat_dim(n) in (1, -3)) and self._is_map(n):
+            return self._combined(n, env)
         if _shape_only(n) and isinstance(env.get(n.args[0]), Region):
             r = env[n.args[0]]
             fake = torch.empty(len(r.top), *r.base.shape[1:], dtype=r.values.dtype, device="meta")
@@ -168,8 +166,8 @@ class Incremental:
         crop = patched(r, needed[0][0], needed[1][0], needed[0][1], needed[1][1], g.pad_value)
         return Region(self.base[n], g.run(crop), top, left)
 
-    def _combined(self, n: fx.Node, env: dict[fx.Node, Any], dim: int | None) -> Any:
-        """An elementwise op (dim None) or a channel concatenation of maps, on the union of their inputs' boxes."""
+    def _combined(self, n: fx.Node, env: dict[fx.Node, Any]) -> Any:
+        """An elementwise op or a channel concatenation of maps, on the union of their inputs' boxes."""
         hw = self.base[n].shape[-2:]
         inputs = [env[a] for a in n.all_input_nodes]
         maps = [v for v in inputs if isinstance(v, Region)]
